@@ -1,0 +1,52 @@
+//! The `TenantContext` extractor: no `/v1` handler runs without a verified token.
+
+use std::{future::Future, pin::Pin};
+
+use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload, http::header, web};
+
+use crate::{
+    error::{ApiError, Unauthorized},
+    http::LoggedTenant,
+    server::AppState,
+    tenant::TenantContext,
+};
+
+/// The token of an `Authorization: Bearer <token>` header.
+fn bearer_token(req: &HttpRequest) -> Result<String, ApiError> {
+    let Some(value) = req.headers().get(header::AUTHORIZATION) else {
+        return Err(ApiError::Unauthorized(Unauthorized::missing()));
+    };
+    let value = value
+        .to_str()
+        .map_err(|_| ApiError::Unauthorized(Unauthorized::invalid("malformed Authorization header")))?;
+    let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(ApiError::Unauthorized(Unauthorized::invalid(
+            "the Authorization scheme must be Bearer",
+        )));
+    }
+    let token = token.trim();
+    if token.is_empty() {
+        return Err(ApiError::Unauthorized(Unauthorized::invalid("empty bearer token")));
+    }
+    Ok(token.to_owned())
+}
+
+impl FromRequest for TenantContext {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<TenantContext, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let token = bearer_token(&req)?;
+            let state = req
+                .app_data::<web::Data<AppState>>()
+                .ok_or_else(|| ApiError::internal("AppState missing"))?;
+            let ctx = state.auth.authenticate(&token).await?;
+            req.extensions_mut()
+                .insert(LoggedTenant(ctx.tenant_id.clone()));
+            Ok(ctx)
+        })
+    }
+}

@@ -1,0 +1,69 @@
+//! The OpenAPI 3.1 document, generated from the handlers with utoipa.
+//!
+//! `openapi/openapi.json` is a committed copy (regenerate with `cargo run -- openapi >
+//! openapi/openapi.json`); a test fails when it drifts from what the code generates.
+
+use utoipa::{
+    Modify, OpenApi,
+    openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+};
+
+use crate::{error, routes, tenant};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Resonance API",
+        description = "Multi-tenant projects, tasks, voices and speech generations. \
+            Authenticate with a Clerk session token, API key, M2M token or OAuth access token \
+            as `Authorization: Bearer <token>`. Errors are RFC 9457 problem+json.",
+    ),
+    paths(
+        routes::health::healthz,
+        routes::health::readyz,
+        routes::me::me,
+        routes::me::protected_resource_metadata,
+    ),
+    components(schemas(
+        error::ProblemDetails,
+        error::FieldError,
+        tenant::TenantContext,
+        tenant::TenantKind,
+        tenant::TokenKind,
+    )),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "health", description = "Liveness and readiness"),
+        (name = "me", description = "The caller's identity and permissions"),
+    )
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT or Clerk machine token")
+                    .description(Some(
+                        "A Clerk session JWT, API key (ak_…), M2M token (mt_…) or OAuth access token (oat_… or JWT).",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The document as pretty JSON with a trailing newline, exactly as committed.
+pub fn document_json() -> String {
+    let mut json = ApiDoc::openapi()
+        .to_pretty_json()
+        .expect("the OpenAPI document serialises");
+    json.push('\n');
+    json
+}

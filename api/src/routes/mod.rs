@@ -1,0 +1,22 @@
+//! HTTP routes, one file per resource. Every path is registered here as a resource, so a
+//! known path with an unsupported method answers 405 and an unknown path 404.
+
+use actix_web::web;
+
+pub mod docs;
+pub mod health;
+pub mod me;
+
+/// Every route of the API.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/healthz").get(health::healthz))
+        .service(web::resource("/readyz").get(health::readyz))
+        .service(web::resource("/openapi.json").get(docs::openapi_json))
+        .service(web::resource("/docs").get(docs::docs_page))
+        .service(web::resource("/docs/{file}").get(docs::docs_asset))
+        .service(
+            web::resource("/.well-known/oauth-protected-resource")
+                .get(me::protected_resource_metadata),
+        )
+        .service(web::scope("/v1").service(web::resource("/me").get(me::me)));
+}

@@ -1,0 +1,84 @@
+//! Builds the application state and the HTTP server. `main` and the tests start the same App.
+
+use std::{net::TcpListener, sync::Arc};
+
+use actix_web::{App, HttpServer, dev::Server, middleware::from_fn, web};
+use anyhow::Context;
+use sea_orm::DatabaseConnection;
+
+use crate::{
+    auth::Authenticator,
+    config::Config,
+    db,
+    http::{self, not_found, request_context},
+    routes,
+};
+
+/// Shared by every request.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub db: DatabaseConnection,
+    pub auth: Arc<Authenticator>,
+}
+
+/// Connects to the database, applies or checks migrations, and sets up authentication.
+///
+/// Development applies pending migrations at start. Production never changes the schema on
+/// its own: it refuses to start while migrations are pending, and the operator runs
+/// `resonance migrate up` (as the schema owner) as a release step.
+pub async fn prepare(config: Config) -> anyhow::Result<AppState> {
+    let auth = Authenticator::new(&config)?;
+    {
+        let owner = db::connect(&config.migration_database_url, &config.db)
+            .await
+            .context("cannot connect to the database for migrations")?;
+        if config.is_development() {
+            db::migrate_up(&owner)
+                .await
+                .context("applying migrations failed")?;
+        } else {
+            let pending = db::pending_migrations(&owner).await?;
+            anyhow::ensure!(
+                pending.is_empty(),
+                "the database schema is behind ({} pending migrations): run `resonance migrate up` first",
+                pending.len()
+            );
+        }
+        owner.close().await.ok();
+    }
+    let db = db::connect(&config.database_url, &config.db)
+        .await
+        .context("cannot connect to the database")?;
+    Ok(AppState {
+        config: Arc::new(config),
+        db,
+        auth: Arc::new(auth),
+    })
+}
+
+/// Starts serving on `listener`. The returned future runs until SIGTERM/SIGINT, then stops
+/// accepting and lets in-flight requests finish within the shutdown timeout.
+pub fn start(listener: TcpListener, state: AppState) -> std::io::Result<Server> {
+    let config = state.config.clone();
+    let (json_config, path_config, query_config) = http::extractor_configs(&config);
+    let config_data = web::Data::from(config.clone());
+    let state = web::Data::new(state);
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .app_data(config_data.clone())
+            .app_data(json_config.clone())
+            .app_data(path_config.clone())
+            .app_data(query_config.clone())
+            .wrap(http::cors(&config_data))
+            .wrap(from_fn(request_context))
+            .configure(routes::configure)
+            .default_service(web::to(not_found))
+    })
+    .shutdown_timeout(config.shutdown_timeout.as_secs());
+    if let Some(workers) = config.workers {
+        server = server.workers(workers);
+    }
+    Ok(server.listen(listener)?.run())
+}

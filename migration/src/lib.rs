@@ -1,0 +1,20 @@
+//! Database migrations for the Resonance API. They run on SQLite and PostgreSQL alike; on
+//! PostgreSQL they also set up the application role and row-level security (see [`rls`]).
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20260101_000001_tenants;
+mod m20260101_000002_projects_tasks;
+pub mod rls;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20260101_000001_tenants::Migration),
+            Box::new(m20260101_000002_projects_tasks::Migration),
+        ]
+    }
+}
