@@ -20,9 +20,17 @@ pub async fn connect(url: &str, pool: &DbPoolConfig) -> Result<DatabaseConnectio
         std::fs::create_dir_all(dir)
             .map_err(|e| DbErr::Custom(format!("cannot create {}: {e}", dir.display())))?;
     }
+    // SQLite allows one writer at a time and a read transaction cannot always be upgraded to a
+    // write under concurrency (SQLITE_BUSY_SNAPSHOT), so the embedded database gets one
+    // connection: requests queue instead of failing. PostgreSQL uses the configured pool.
+    let max_connections = if url.starts_with("sqlite:") {
+        1
+    } else {
+        pool.max_connections
+    };
     let mut options = ConnectOptions::new(url.to_owned());
     options
-        .max_connections(pool.max_connections)
+        .max_connections(max_connections)
         .connect_timeout(pool.connect_timeout)
         .acquire_timeout(pool.acquire_timeout)
         .idle_timeout(Duration::from_secs(300))

@@ -7,9 +7,11 @@
 pub mod auth;
 pub mod config;
 pub mod db;
+pub mod entities;
 pub mod error;
 pub mod http;
 pub mod openapi;
+pub mod rest;
 pub mod routes;
 pub mod server;
 pub mod telemetry;

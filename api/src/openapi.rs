@@ -23,6 +23,16 @@ use crate::{error, routes, tenant};
         routes::health::readyz,
         routes::me::me,
         routes::me::protected_resource_metadata,
+        routes::projects::create,
+        routes::projects::list,
+        routes::projects::get,
+        routes::projects::update,
+        routes::projects::delete,
+        routes::tasks::create,
+        routes::tasks::list,
+        routes::tasks::get,
+        routes::tasks::update,
+        routes::tasks::delete,
     ),
     components(schemas(
         error::ProblemDetails,
@@ -35,6 +45,8 @@ use crate::{error, routes, tenant};
     tags(
         (name = "health", description = "Liveness and readiness"),
         (name = "me", description = "The caller's identity and permissions"),
+        (name = "projects", description = "A workspace's projects"),
+        (name = "tasks", description = "A workspace's tasks: inbox, projects, completion, assignment"),
     )
 )]
 pub struct ApiDoc;

@@ -20,6 +20,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub db: DatabaseConnection,
     pub auth: Arc<Authenticator>,
+    /// Tenants already registered in the `tenants` table by this process.
+    pub seen_tenants: moka::sync::Cache<String, ()>,
 }
 
 /// Connects to the database, applies or checks migrations, and sets up authentication.
@@ -54,6 +56,7 @@ pub async fn prepare(config: Config) -> anyhow::Result<AppState> {
         config: Arc::new(config),
         db,
         auth: Arc::new(auth),
+        seen_tenants: moka::sync::Cache::new(100_000),
     })
 }
 

@@ -6,6 +6,8 @@ use actix_web::web;
 pub mod docs;
 pub mod health;
 pub mod me;
+pub mod projects;
+pub mod tasks;
 
 /// Every route of the API.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -18,5 +20,26 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::resource("/.well-known/oauth-protected-resource")
                 .get(me::protected_resource_metadata),
         )
-        .service(web::scope("/v1").service(web::resource("/me").get(me::me)));
+        .service(
+            web::scope("/v1")
+                .service(web::resource("/me").get(me::me))
+                .service(
+                    web::resource("/projects")
+                        .get(projects::list)
+                        .post(projects::create),
+                )
+                .service(
+                    web::resource("/projects/{id}")
+                        .get(projects::get)
+                        .patch(projects::update)
+                        .delete(projects::delete),
+                )
+                .service(web::resource("/tasks").get(tasks::list).post(tasks::create))
+                .service(
+                    web::resource("/tasks/{id}")
+                        .get(tasks::get)
+                        .patch(tasks::update)
+                        .delete(tasks::delete),
+                ),
+        );
 }

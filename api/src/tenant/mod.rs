@@ -3,5 +3,6 @@
 
 pub mod context;
 pub mod permissions;
+pub mod scoped;
 
 pub use context::{TenantContext, TenantKind, TokenKind};

@@ -1,0 +1,203 @@
+//! Conventions every resource shares: cursor pages, ETags with `If-Match`/`If-None-Match`, and
+//! PATCH's difference between an absent field and an explicit `null`.
+
+use actix_web::{HttpRequest, http::header};
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use serde::{Deserialize, Deserializer, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::error::{ApiError, FieldError};
+
+pub const DEFAULT_PAGE_SIZE: u64 = 50;
+pub const MAX_PAGE_SIZE: u64 = 200;
+
+/// One page of a list, newest first. Pass `next_cursor` back as `cursor` for the next page;
+/// it is null on the last page.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Page<T: ToSchema> {
+    pub data: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+/// Where a list resumes: rows with ids below the cursor's. Ids are UUIDv7, so id order is
+/// creation order and rows inserted while a client pages never shift later pages.
+#[derive(Debug, Clone, Copy)]
+pub struct PageRequest {
+    pub limit: u64,
+    pub after: Option<Uuid>,
+}
+
+impl PageRequest {
+    /// Validates `limit` (1..=200, default 50) and decodes `cursor`.
+    pub fn parse(
+        limit: Option<u64>,
+        cursor: Option<&str>,
+        errors: &mut Vec<FieldError>,
+    ) -> PageRequest {
+        let limit = match limit {
+            None => DEFAULT_PAGE_SIZE,
+            Some(n) if (1..=MAX_PAGE_SIZE).contains(&n) => n,
+            Some(_) => {
+                errors.push(FieldError::new(
+                    "limit",
+                    format!("must be between 1 and {MAX_PAGE_SIZE}"),
+                ));
+                DEFAULT_PAGE_SIZE
+            }
+        };
+        let after = match cursor.filter(|c| !c.is_empty()) {
+            None => None,
+            Some(text) => match decode_cursor(text) {
+                Some(id) => Some(id),
+                None => {
+                    errors.push(FieldError::new("cursor", "is not a cursor this API issued"));
+                    None
+                }
+            },
+        };
+        PageRequest { limit, after }
+    }
+
+    /// Rows to fetch: one more than the page, to know whether another page follows.
+    pub fn fetch(&self) -> u64 {
+        self.limit + 1
+    }
+
+    /// Cuts the fetched rows to a page and computes the next cursor.
+    pub fn page<M, T: ToSchema>(
+        &self,
+        mut rows: Vec<M>,
+        id: impl Fn(&M) -> Uuid,
+        view: impl Fn(M) -> T,
+    ) -> Page<T> {
+        let more = rows.len() as u64 > self.limit;
+        rows.truncate(self.limit as usize);
+        let next_cursor = if more {
+            rows.last().map(|row| encode_cursor(id(row)))
+        } else {
+            None
+        };
+        Page {
+            data: rows.into_iter().map(view).collect(),
+            next_cursor,
+        }
+    }
+}
+
+fn encode_cursor(id: Uuid) -> String {
+    URL_SAFE_NO_PAD.encode(id.as_bytes())
+}
+
+fn decode_cursor(text: &str) -> Option<Uuid> {
+    let bytes = URL_SAFE_NO_PAD.decode(text).ok()?;
+    Uuid::from_slice(&bytes).ok()
+}
+
+/// The ETag of a row at `version`.
+pub fn etag(version: i32) -> String {
+    format!("\"{version}\"")
+}
+
+/// What `If-Match` asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precondition {
+    /// No `If-Match`: no precondition.
+    None,
+    /// `If-Match: *`: the resource must exist.
+    Exists,
+    /// The row must still be at one of these versions (only the first is kept: clients send one).
+    Version(i32),
+    /// An ETag this API never issued: it cannot match.
+    Unmatchable,
+}
+
+impl Precondition {
+    pub fn from_request(req: &HttpRequest) -> Precondition {
+        let Some(value) = req.headers().get(header::IF_MATCH) else {
+            return Precondition::None;
+        };
+        let Ok(text) = value.to_str() else {
+            return Precondition::Unmatchable;
+        };
+        let text = text.trim();
+        if text == "*" {
+            return Precondition::Exists;
+        }
+        text.split(',')
+            .map(|tag| tag.trim().trim_start_matches("W/").trim_matches('"'))
+            .find_map(|tag| tag.parse::<i32>().ok())
+            .map(Precondition::Version)
+            .unwrap_or(Precondition::Unmatchable)
+    }
+
+    /// 412 unless a row at `version` satisfies the precondition.
+    pub fn check(self, version: i32) -> Result<(), ApiError> {
+        match self {
+            Precondition::None | Precondition::Exists => Ok(()),
+            Precondition::Version(expected) if expected == version => Ok(()),
+            _ => Err(ApiError::PreconditionFailed),
+        }
+    }
+}
+
+/// True when `If-None-Match` already names the current version (answer 304).
+pub fn not_modified(req: &HttpRequest, version: i32) -> bool {
+    let current = etag(version);
+    req.headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|tag| tag.trim() == "*" || tag.trim().trim_start_matches("W/") == current)
+        })
+}
+
+/// For PATCH fields that may be cleared: absent → `None`, `null` → `Some(None)`,
+/// a value → `Some(Some(value))`. Use with `#[serde(default, deserialize_with = "nullable")]`.
+pub fn nullable<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// Trims `value` and checks its length in characters; records a field error when out of range.
+pub fn trimmed(
+    field: &str,
+    value: &str,
+    max_chars: usize,
+    errors: &mut Vec<FieldError>,
+) -> String {
+    let trimmed = value.trim();
+    let chars = trimmed.chars().count();
+    if chars == 0 {
+        errors.push(FieldError::new(field, "must not be empty"));
+    } else if chars > max_chars {
+        errors.push(FieldError::new(
+            field,
+            format!("must be at most {max_chars} characters"),
+        ));
+    }
+    trimmed.to_owned()
+}
+
+/// `Err(422)` listing every field error, if there are any.
+pub fn reject_invalid(errors: Vec<FieldError>) -> Result<(), ApiError> {
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::Validation(errors))
+    }
+}
+
+/// Checks a Clerk user id (`user_…`) as sent by a client.
+pub fn check_user_id(field: &str, value: &str, errors: &mut Vec<FieldError>) {
+    let valid = value.starts_with("user_")
+        && value.len() <= 64
+        && value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if !valid {
+        errors.push(FieldError::new(field, "must be a Clerk user id (user_…)"));
+    }
+}

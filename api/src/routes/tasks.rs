@@ -1,0 +1,469 @@
+//! `/v1/tasks`: a workspace's tasks, in projects or in the inbox.
+
+use actix_web::{HttpRequest, HttpResponse, http::header, web};
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    sea_query::{Expr, ExprTrait, Func, LikeExpr},
+};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::{
+    entities::{project, task},
+    error::{ApiError, FieldError, ProblemDetails},
+    rest::{self, Page, PageRequest, Precondition, nullable},
+    server::AppState,
+    tenant::{TenantContext, permissions, scoped::ScopedDb},
+};
+
+pub const MAX_TITLE_CHARS: usize = 500;
+pub const MAX_DESCRIPTION_CHARS: usize = 10_000;
+pub const MAX_QUERY_CHARS: usize = 200;
+
+/// A task.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Task {
+    pub id: Uuid,
+    /// The project, or null for a task in the inbox.
+    pub project_id: Option<Uuid>,
+    pub title: String,
+    pub description: Option<String>,
+    pub completed: bool,
+    pub completed_at: Option<DateTime<Utc>>,
+    pub due_at: Option<DateTime<Utc>>,
+    pub assignee_user_id: Option<String>,
+    pub created_by_user_id: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<task::Model> for Task {
+    fn from(m: task::Model) -> Self {
+        Task {
+            id: m.id,
+            project_id: m.project_id,
+            title: m.title,
+            description: m.description,
+            completed: m.completed_at.is_some(),
+            completed_at: m.completed_at,
+            due_at: m.due_at,
+            assignee_user_id: m.assignee_user_id,
+            created_by_user_id: m.created_by_user_id,
+            created_at: m.created_at,
+            updated_at: m.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTask {
+    /// 1 to 500 characters after trimming.
+    pub title: String,
+    /// At most 10 000 characters.
+    pub description: Option<String>,
+    /// A project of this workspace; omit or null for the inbox.
+    pub project_id: Option<Uuid>,
+    pub due_at: Option<DateTime<Utc>>,
+    /// A Clerk user id (`user_…`).
+    pub assignee_user_id: Option<String>,
+}
+
+/// A partial update: absent fields stay as they are; `null` clears a field.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateTask {
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub title: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub description: Option<Option<String>>,
+    /// A project of this workspace, or null to move the task to the inbox.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<Uuid>)]
+    pub project_id: Option<Option<Uuid>>,
+    /// true completes the task (sets `completed_at`); false reopens it.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<bool>)]
+    pub completed: Option<Option<bool>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<DateTime<Utc>>)]
+    pub due_at: Option<Option<DateTime<Utc>>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub assignee_user_id: Option<Option<String>>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListTasks {
+    /// Only tasks of this project.
+    pub project_id: Option<Uuid>,
+    /// true: only tasks with no project (the inbox).
+    pub inbox: Option<bool>,
+    /// Only completed (true) or open (false) tasks.
+    pub completed: Option<bool>,
+    /// Case-insensitive match on the title.
+    pub q: Option<String>,
+    /// Only tasks assigned to this user.
+    pub assignee_user_id: Option<String>,
+    /// Page size, 1 to 200 (default 50).
+    pub limit: Option<u64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+fn with_etag(mut response: HttpResponse, model: &task::Model) -> HttpResponse {
+    if let Ok(value) = header::HeaderValue::from_str(&rest::etag(model.version)) {
+        response.headers_mut().insert(header::ETAG, value);
+    }
+    response
+}
+
+fn check_description(value: &str, errors: &mut Vec<FieldError>) {
+    if value.chars().count() > MAX_DESCRIPTION_CHARS {
+        errors.push(FieldError::new(
+            "description",
+            format!("must be at most {MAX_DESCRIPTION_CHARS} characters"),
+        ));
+    }
+}
+
+/// A project id given by the client must name a project of the same workspace.
+async fn check_project(db: &ScopedDb, project_id: Uuid) -> Result<(), ApiError> {
+    match db.get::<project::Entity>(project_id).await? {
+        Some(_) => Ok(()),
+        None => Err(ApiError::field(
+            "project_id",
+            "no such project in this workspace",
+        )),
+    }
+}
+
+/// Create a task.
+#[utoipa::path(
+    post, path = "/v1/tasks", tag = "tasks",
+    security(("bearer" = [])),
+    request_body = CreateTask,
+    responses(
+        (status = 201, description = "Created", body = Task, headers(("ETag" = String), ("Location" = String))),
+        (status = 400, description = "Malformed JSON", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 403, description = "Needs org:tasks:write", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 415, description = "Body is not JSON", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields (including a project of another workspace)", body = ProblemDetails, content_type = "application/problem+json"),
+    )
+)]
+pub async fn create(
+    state: web::Data<AppState>,
+    ctx: TenantContext,
+    body: web::Json<CreateTask>,
+) -> Result<HttpResponse, ApiError> {
+    ctx.require(permissions::TASKS_WRITE)?;
+    let input = body.into_inner();
+    let mut errors = vec![];
+    let title = rest::trimmed("title", &input.title, MAX_TITLE_CHARS, &mut errors);
+    if let Some(description) = &input.description {
+        check_description(description, &mut errors);
+    }
+    if let Some(assignee) = &input.assignee_user_id {
+        rest::check_user_id("assignee_user_id", assignee, &mut errors);
+    }
+    rest::reject_invalid(errors)?;
+
+    let db = ScopedDb::begin(&state, &ctx).await?;
+    if let Some(project_id) = input.project_id {
+        check_project(&db, project_id).await?;
+    }
+    let now = Utc::now();
+    let created = db
+        .insert(task::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            project_id: Set(input.project_id),
+            title: Set(title),
+            description: Set(input.description),
+            due_at: Set(input.due_at),
+            completed_at: Set(None),
+            assignee_user_id: Set(input.assignee_user_id),
+            version: Set(1),
+            created_at: Set(now),
+            updated_at: Set(now),
+            ..Default::default()
+        })
+        .await?;
+    db.commit().await?;
+    let response = HttpResponse::Created()
+        .insert_header((header::LOCATION, format!("/v1/tasks/{}", created.id)))
+        .json(Task::from(created.clone()));
+    Ok(with_etag(response, &created))
+}
+
+/// List tasks, newest first, with filters.
+#[utoipa::path(
+    get, path = "/v1/tasks", tag = "tasks",
+    security(("bearer" = [])),
+    params(ListTasks),
+    responses(
+        (status = 200, description = "A page of tasks", body = Page<Task>),
+        (status = 400, description = "Malformed query", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 403, description = "Needs org:tasks:read", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid filters, limit or cursor", body = ProblemDetails, content_type = "application/problem+json"),
+    )
+)]
+pub async fn list(
+    state: web::Data<AppState>,
+    ctx: TenantContext,
+    query: web::Query<ListTasks>,
+) -> Result<HttpResponse, ApiError> {
+    ctx.require(permissions::TASKS_READ)?;
+    let mut errors = vec![];
+    let page = PageRequest::parse(query.limit, query.cursor.as_deref(), &mut errors);
+    if query.inbox == Some(true) && query.project_id.is_some() {
+        errors.push(FieldError::new(
+            "inbox",
+            "inbox=true lists tasks without a project; it cannot be combined with project_id",
+        ));
+    }
+    if let Some(q) = &query.q
+        && q.chars().count() > MAX_QUERY_CHARS
+    {
+        errors.push(FieldError::new(
+            "q",
+            format!("must be at most {MAX_QUERY_CHARS} characters"),
+        ));
+    }
+    if let Some(assignee) = &query.assignee_user_id {
+        rest::check_user_id("assignee_user_id", assignee, &mut errors);
+    }
+    rest::reject_invalid(errors)?;
+
+    let mut select = task::Entity::find()
+        .order_by_desc(task::Column::Id)
+        .limit(page.fetch());
+    if let Some(after) = page.after {
+        select = select.filter(task::Column::Id.lt(after));
+    }
+    if let Some(project_id) = query.project_id {
+        select = select.filter(task::Column::ProjectId.eq(project_id));
+    }
+    match query.inbox {
+        Some(true) => select = select.filter(task::Column::ProjectId.is_null()),
+        Some(false) => select = select.filter(task::Column::ProjectId.is_not_null()),
+        None => {}
+    }
+    match query.completed {
+        Some(true) => select = select.filter(task::Column::CompletedAt.is_not_null()),
+        Some(false) => select = select.filter(task::Column::CompletedAt.is_null()),
+        None => {}
+    }
+    if let Some(assignee) = &query.assignee_user_id {
+        select = select.filter(task::Column::AssigneeUserId.eq(assignee.as_str()));
+    }
+    if let Some(q) = query.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
+        select = select.filter(title_contains(q));
+    }
+
+    let db = ScopedDb::begin(&state, &ctx).await?;
+    let rows = db.all(select).await?;
+    db.commit().await?;
+    Ok(HttpResponse::Ok().json(page.page(rows, |m| m.id, Task::from)))
+}
+
+/// `LOWER(title) LIKE '%q%'`, with the client's `%`, `_` and `\` taken literally.
+fn title_contains(q: &str) -> Condition {
+    let escaped = q
+        .to_lowercase()
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    let pattern = format!("%{escaped}%");
+    Condition::all().add(
+        Expr::expr(Func::lower(Expr::col(task::Column::Title)))
+            .like(LikeExpr::new(pattern).escape('\\')),
+    )
+}
+
+/// Get a task.
+#[utoipa::path(
+    get, path = "/v1/tasks/{id}", tag = "tasks",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Task id")),
+    responses(
+        (status = 200, description = "The task", body = Task, headers(("ETag" = String))),
+        (status = 304, description = "Not modified (If-None-Match)"),
+        (status = 400, description = "Malformed id", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 403, description = "Needs org:tasks:read", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 404, description = "No such task in this workspace", body = ProblemDetails, content_type = "application/problem+json"),
+    )
+)]
+pub async fn get(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    ctx: TenantContext,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    ctx.require(permissions::TASKS_READ)?;
+    let db = ScopedDb::begin(&state, &ctx).await?;
+    let found = db
+        .get::<task::Entity>(*id)
+        .await?
+        .ok_or(ApiError::NotFound("task"))?;
+    db.commit().await?;
+    if rest::not_modified(&req, found.version) {
+        return Ok(with_etag(HttpResponse::NotModified().finish(), &found));
+    }
+    Ok(with_etag(HttpResponse::Ok().json(Task::from(found.clone())), &found))
+}
+
+/// Update a task: title, description, project (or inbox), completion, due date, assignee.
+#[utoipa::path(
+    patch, path = "/v1/tasks/{id}", tag = "tasks",
+    security(("bearer" = [])),
+    params(
+        ("id" = Uuid, Path, description = "Task id"),
+        ("If-Match" = Option<String>, Header, description = "ETag from a read; 412 when the task changed since"),
+    ),
+    request_body = UpdateTask,
+    responses(
+        (status = 200, description = "Updated", body = Task, headers(("ETag" = String))),
+        (status = 400, description = "Malformed JSON or id", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 403, description = "Needs org:tasks:write", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 404, description = "No such task in this workspace", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 412, description = "The task changed since it was read", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields", body = ProblemDetails, content_type = "application/problem+json"),
+    )
+)]
+pub async fn update(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    ctx: TenantContext,
+    id: web::Path<Uuid>,
+    body: web::Json<UpdateTask>,
+) -> Result<HttpResponse, ApiError> {
+    ctx.require(permissions::TASKS_WRITE)?;
+    let precondition = Precondition::from_request(&req);
+    let input = body.into_inner();
+    let mut errors = vec![];
+    let title = match &input.title {
+        None => None,
+        Some(None) => {
+            errors.push(FieldError::new("title", "must not be null"));
+            None
+        }
+        Some(Some(title)) => Some(rest::trimmed("title", title, MAX_TITLE_CHARS, &mut errors)),
+    };
+    if let Some(Some(description)) = &input.description {
+        check_description(description, &mut errors);
+    }
+    if let Some(Some(assignee)) = &input.assignee_user_id {
+        rest::check_user_id("assignee_user_id", assignee, &mut errors);
+    }
+    if input.completed == Some(None) {
+        errors.push(FieldError::new("completed", "must be true or false"));
+    }
+    rest::reject_invalid(errors)?;
+
+    let db = ScopedDb::begin(&state, &ctx).await?;
+    let current = db
+        .get::<task::Entity>(*id)
+        .await?
+        .ok_or(ApiError::NotFound("task"))?;
+    precondition.check(current.version)?;
+    if let Some(Some(project_id)) = input.project_id {
+        check_project(&db, project_id).await?;
+    }
+
+    let now = Utc::now();
+    let mut changes = task::ActiveModel {
+        id: Set(current.id),
+        version: Set(current.version + 1),
+        updated_at: Set(now),
+        ..Default::default()
+    };
+    if let Some(title) = title {
+        changes.title = Set(title);
+    }
+    if let Some(description) = input.description {
+        changes.description = Set(description);
+    }
+    if let Some(project_id) = input.project_id {
+        changes.project_id = Set(project_id);
+    }
+    if let Some(due_at) = input.due_at {
+        changes.due_at = Set(due_at);
+    }
+    if let Some(assignee) = input.assignee_user_id {
+        changes.assignee_user_id = Set(assignee);
+    }
+    match input.completed.flatten() {
+        // Completing an already completed task keeps its original completion time.
+        Some(true) if current.completed_at.is_none() => changes.completed_at = Set(Some(now)),
+        Some(false) => changes.completed_at = Set(None),
+        _ => {}
+    }
+    let updated = db
+        .update(
+            changes,
+            Condition::all().add(task::Column::Version.eq(current.version)),
+        )
+        .await?
+        .ok_or(ApiError::PreconditionFailed)?;
+    db.commit().await?;
+    Ok(with_etag(HttpResponse::Ok().json(Task::from(updated.clone())), &updated))
+}
+
+/// Delete a task.
+#[utoipa::path(
+    delete, path = "/v1/tasks/{id}", tag = "tasks",
+    security(("bearer" = [])),
+    params(
+        ("id" = Uuid, Path, description = "Task id"),
+        ("If-Match" = Option<String>, Header, description = "ETag from a read; 412 when the task changed since"),
+    ),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, description = "Malformed id", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 403, description = "Needs org:tasks:write", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 404, description = "No such task in this workspace", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 412, description = "The task changed since it was read", body = ProblemDetails, content_type = "application/problem+json"),
+    )
+)]
+pub async fn delete(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    ctx: TenantContext,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    ctx.require(permissions::TASKS_WRITE)?;
+    let precondition = Precondition::from_request(&req);
+    let db = ScopedDb::begin(&state, &ctx).await?;
+    let mut delete = task::Entity::delete_many().filter(task::Column::Id.eq(*id));
+    let deleted = match precondition {
+        Precondition::None | Precondition::Exists => db.delete(delete).await?,
+        _ => {
+            let current = db
+                .get::<task::Entity>(*id)
+                .await?
+                .ok_or(ApiError::NotFound("task"))?;
+            precondition.check(current.version)?;
+            delete = delete.filter(task::Column::Version.eq(current.version));
+            match db.delete(delete).await? {
+                0 => return Err(ApiError::PreconditionFailed),
+                n => n,
+            }
+        }
+    };
+    if deleted == 0 {
+        return Err(ApiError::NotFound("task"));
+    }
+    db.commit().await?;
+    Ok(HttpResponse::NoContent().finish())
+}
