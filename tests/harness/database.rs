@@ -89,6 +89,18 @@ impl TestDatabase {
         }
     }
 
+    /// The `host:port` of the PostgreSQL server.
+    pub fn postgres_host(&self) -> Option<String> {
+        let authority = self.app_url.split_once("://")?.1.split('/').next()?;
+        Some(authority.rsplit_once('@').map(|(_, h)| h).unwrap_or(authority).to_owned())
+    }
+
+    /// The App's URL with its server address replaced (e.g. by a proxy's).
+    pub fn app_url_via(&self, address: &str) -> String {
+        let host = self.postgres_host().expect("a PostgreSQL database");
+        self.app_url.replacen(&host, address, 1)
+    }
+
     /// A connection as the schema owner, for looking at what is stored.
     pub async fn owner(&self) -> DatabaseConnection {
         Database::connect(&self.owner_url).await.expect("owner connection")

@@ -8,6 +8,7 @@
 
 pub mod clerk;
 pub mod database;
+pub mod proxy;
 
 use std::{net::TcpListener, path::PathBuf};
 

@@ -1,0 +1,554 @@
+//! Projects and tasks as a client sees them: CRUD, filters, pagination, ETags, roles, and
+//! isolation between workspaces (including PostgreSQL's row-level security on its own).
+
+use std::collections::HashSet;
+
+use reqwest::Method;
+use resonance_tests::{Reply, TestApp, TokenSpec};
+use serde_json::{Value, json};
+
+fn admin(org: &str) -> TokenSpec {
+    TokenSpec::org(org, "admin")
+}
+
+async fn create_project(app: &TestApp, token: &str, name: &str) -> Value {
+    let reply = app.post("/v1/projects", token, json!({ "name": name })).await;
+    assert_eq!(reply.status, 201, "{}", reply.json);
+    reply.json
+}
+
+async fn create_task(app: &TestApp, token: &str, body: Value) -> Value {
+    let reply = app.post("/v1/tasks", token, body).await;
+    assert_eq!(reply.status, 201, "{}", reply.json);
+    reply.json
+}
+
+fn ids(page: &Value) -> Vec<String> {
+    page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn task_lifecycle_in_a_project_and_the_inbox() {
+    let app = TestApp::spawn().await;
+    let token = app.token(admin("org_acme"));
+    let project = create_project(&app, &token, "  Launch  ").await;
+    assert_eq!(project["name"], "Launch", "names are trimmed");
+
+    let created = app
+        .post(
+            "/v1/tasks",
+            &token,
+            json!({
+                "title": "Write the announcement",
+                "description": "Two paragraphs",
+                "project_id": project["id"],
+                "due_at": "2026-12-01T09:00:00Z",
+                "assignee_user_id": "user_bob",
+            }),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.json);
+    let task = &created.json;
+    let id = task["id"].as_str().unwrap();
+    assert_eq!(created.header("location"), Some(format!("/v1/tasks/{id}").as_str()));
+    assert!(created.header("etag").is_some());
+    assert_eq!(task["project_id"], project["id"]);
+    assert_eq!(task["completed"], false);
+    assert_eq!(task["completed_at"], Value::Null);
+    assert_eq!(task["due_at"], "2026-12-01T09:00:00Z");
+    assert_eq!(task["created_by_user_id"], "user_alice");
+
+    // Complete it: completed_at is set; reopen: cleared.
+    let done = app.patch(&format!("/v1/tasks/{id}"), &token, json!({ "completed": true })).await;
+    assert_eq!(done.status, 200, "{}", done.json);
+    assert_eq!(done.json["completed"], true);
+    assert!(done.json["completed_at"].is_string());
+    let reopened = app.patch(&format!("/v1/tasks/{id}"), &token, json!({ "completed": false })).await;
+    assert_eq!(reopened.json["completed_at"], Value::Null);
+
+    // Move to the inbox, clear the description, keep the rest.
+    let moved = app
+        .patch(
+            &format!("/v1/tasks/{id}"),
+            &token,
+            json!({ "project_id": null, "description": null, "title": " Announce " }),
+        )
+        .await;
+    assert_eq!(moved.status, 200, "{}", moved.json);
+    assert_eq!(moved.json["project_id"], Value::Null);
+    assert_eq!(moved.json["description"], Value::Null);
+    assert_eq!(moved.json["title"], "Announce");
+    assert_eq!(moved.json["assignee_user_id"], "user_bob");
+
+    let fetched = app.get(&format!("/v1/tasks/{id}"), &token).await;
+    assert_eq!(fetched.status, 200);
+    assert_eq!(fetched.json["title"], "Announce");
+
+    let deleted = app.delete(&format!("/v1/tasks/{id}"), &token).await;
+    assert_eq!(deleted.status, 204);
+    app.get(&format!("/v1/tasks/{id}"), &token)
+        .await
+        .assert_problem(404, "not_found");
+    app.delete(&format!("/v1/tasks/{id}"), &token)
+        .await
+        .assert_problem(404, "not_found");
+}
+
+#[tokio::test]
+async fn project_crud_and_deleting_a_project_deletes_its_tasks() {
+    let app = TestApp::spawn().await;
+    let token = app.token(admin("org_acme"));
+    let doomed = create_project(&app, &token, "Doomed").await;
+    let kept = create_project(&app, &token, "Kept").await;
+    for i in 0..3 {
+        create_task(&app, &token, json!({ "title": format!("doomed {i}"), "project_id": doomed["id"] })).await;
+    }
+    create_task(&app, &token, json!({ "title": "kept", "project_id": kept["id"] })).await;
+    create_task(&app, &token, json!({ "title": "inbox" })).await;
+    assert_eq!(app.db.count("tasks").await, 5);
+
+    let renamed = app
+        .patch(&format!("/v1/projects/{}", doomed["id"].as_str().unwrap()), &token, json!({ "name": "Doomed!" }))
+        .await;
+    assert_eq!(renamed.status, 200);
+    assert_eq!(renamed.json["name"], "Doomed!");
+
+    let list = app.get("/v1/projects", &token).await;
+    assert_eq!(list.status, 200);
+    assert_eq!(ids(&list.json), vec![kept["id"].as_str().unwrap(), doomed["id"].as_str().unwrap()]);
+
+    let deleted = app.delete(&format!("/v1/projects/{}", doomed["id"].as_str().unwrap()), &token).await;
+    assert_eq!(deleted.status, 204);
+    assert_eq!(app.db.count("tasks").await, 2, "the project's tasks went with it");
+    assert_eq!(app.db.count("projects").await, 1);
+    let remaining = app.get("/v1/tasks", &token).await;
+    let titles: HashSet<&str> = remaining.json["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["title"].as_str().unwrap())
+        .collect();
+    assert_eq!(titles, HashSet::from(["kept", "inbox"]));
+}
+
+#[tokio::test]
+async fn filters_select_the_right_tasks() {
+    let app = TestApp::spawn().await;
+    let token = app.token(admin("org_acme"));
+    let project = create_project(&app, &token, "P").await;
+    let a = create_task(&app, &token, json!({ "title": "Buy MILK", "project_id": project["id"] })).await;
+    let b = create_task(&app, &token, json!({ "title": "100% done_ish", "assignee_user_id": "user_bob" })).await;
+    let c = create_task(&app, &token, json!({ "title": "milkshake", "assignee_user_id": "user_bob" })).await;
+    app.patch(&format!("/v1/tasks/{}", c["id"].as_str().unwrap()), &token, json!({ "completed": true }))
+        .await;
+    let id = |v: &Value| v["id"].as_str().unwrap().to_owned();
+
+    let query = |q: &str| {
+        let token = token.clone();
+        let app = &app;
+        let q = q.to_owned();
+        async move { ids(&app.get(&format!("/v1/tasks?{q}"), &token).await.json) }
+    };
+    assert_eq!(query("inbox=true").await, vec![id(&c), id(&b)]);
+    assert_eq!(query(&format!("project_id={}", id(&project))).await, vec![id(&a)]);
+    assert_eq!(query("completed=true").await, vec![id(&c)]);
+    assert_eq!(query("completed=false").await, vec![id(&b), id(&a)]);
+    assert_eq!(query("q=milk").await, vec![id(&c), id(&a)], "case-insensitive");
+    assert_eq!(query("q=%25").await, vec![id(&b)], "% is taken literally");
+    assert_eq!(query("q=_").await, vec![id(&b)], "_ is taken literally");
+    assert_eq!(query("assignee_user_id=user_bob&completed=false").await, vec![id(&b)]);
+}
+
+#[tokio::test]
+async fn validation_errors_list_the_fields_and_change_nothing() {
+    let app = TestApp::spawn().await;
+    let token = app.token(admin("org_acme"));
+    let other = app.token(admin("org_other"));
+    let foreign_project = create_project(&app, &other, "Theirs").await;
+
+    let cases = [
+        (json!({ "title": "   " }), "title"),
+        (json!({ "title": "x".repeat(501) }), "title"),
+        (json!({ "title": "ok", "description": "d".repeat(10_001) }), "description"),
+        (json!({ "title": "ok", "project_id": foreign_project["id"] }), "project_id"),
+        (json!({ "title": "ok", "assignee_user_id": "bob" }), "assignee_user_id"),
+    ];
+    for (body, field) in cases {
+        let reply = app.post("/v1/tasks", &token, body.clone()).await;
+        let problem = reply.assert_problem(422, "validation_failed");
+        assert_eq!(problem["errors"][0]["field"], field, "{body}");
+    }
+    // Wrong shapes: unknown fields, wrong types, missing title.
+    for body in [
+        json!({ "title": "ok", "priority": 1 }),
+        json!({ "title": 5 }),
+        json!({}),
+        json!({ "title": "ok", "due_at": "tomorrow" }),
+    ] {
+        app.post("/v1/tasks", &token, body).await.assert_problem(422, "validation_failed");
+    }
+    let project = app.post("/v1/projects", &token, json!({ "name": "" })).await;
+    assert_eq!(project.assert_problem(422, "validation_failed")["errors"][0]["field"], "name");
+    let long = app.post("/v1/projects", &token, json!({ "name": "n".repeat(201) })).await;
+    long.assert_problem(422, "validation_failed");
+
+    // Several problems at once are all listed.
+    let reply = app
+        .post("/v1/tasks", &token, json!({ "title": "", "description": "d".repeat(10_001) }))
+        .await;
+    let fields: Vec<&str> = reply.assert_problem(422, "validation_failed")["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, vec!["title", "description"]);
+
+    for q in ["limit=0", "limit=201", "cursor=not-a-cursor", "inbox=true&project_id=0190b0a0-0000-7000-8000-000000000000"] {
+        app.get(&format!("/v1/tasks?{q}"), &token)
+            .await
+            .assert_problem(422, "validation_failed");
+    }
+    app.get("/v1/tasks?completed=maybe", &token)
+        .await
+        .assert_problem(400, "invalid_query");
+    assert_eq!(app.db.count("tasks").await, 0, "nothing was stored");
+    assert_eq!(app.db.count("projects").await, 1);
+}
+
+#[tokio::test]
+async fn malformed_requests_are_4xx_problems() {
+    let app = TestApp::spawn().await;
+    let token = app.token(admin("org_acme"));
+    let send = |method: Method, path: &str, content_type: Option<&str>, body: Vec<u8>| {
+        let mut request = app.request(method, path, &token).body(body);
+        if let Some(ct) = content_type {
+            request = request.header("content-type", ct);
+        }
+        async move { Reply::from(request.send().await.unwrap()).await }
+    };
+    send(Method::POST, "/v1/tasks", Some("application/json"), b"{\"title\": ".to_vec())
+        .await
+        .assert_problem(400, "malformed_json");
+    send(Method::POST, "/v1/tasks", Some("text/plain"), b"{\"title\":\"x\"}".to_vec())
+        .await
+        .assert_problem(415, "unsupported_media_type");
+    send(Method::POST, "/v1/tasks", None, b"{\"title\":\"x\"}".to_vec())
+        .await
+        .assert_problem(415, "unsupported_media_type");
+    let huge = format!("{{\"title\":\"x\",\"description\":\"{}\"}}", "a".repeat(1024 * 1024 + 10));
+    send(Method::POST, "/v1/tasks", Some("application/json"), huge.into_bytes())
+        .await
+        .assert_problem(413, "payload_too_large");
+    send(Method::GET, "/v1/tasks/not-a-uuid", None, vec![])
+        .await
+        .assert_problem(400, "invalid_path_parameter");
+    send(Method::PUT, "/v1/tasks", None, vec![])
+        .await
+        .assert_problem(405, "method_not_allowed");
+    assert_eq!(app.db.count("tasks").await, 0);
+}
+
+#[tokio::test]
+async fn body_limit_is_configurable() {
+    let app = TestApp::spawn_with(|args| args.body_limit_bytes = Some("64".into())).await;
+    let token = app.token(admin("org_acme"));
+    app.post("/v1/tasks", &token, json!({ "title": "t".repeat(100) }))
+        .await
+        .assert_problem(413, "payload_too_large");
+    let ok = app.post("/v1/tasks", &token, json!({ "title": "short" })).await;
+    assert_eq!(ok.status, 201);
+}
+
+#[tokio::test]
+async fn etags_and_if_match_guard_against_lost_updates() {
+    let app = TestApp::spawn().await;
+    let token = app.token(admin("org_acme"));
+    let task = create_task(&app, &token, json!({ "title": "v1" })).await;
+    let path = format!("/v1/tasks/{}", task["id"].as_str().unwrap());
+    let read = app.get(&path, &token).await;
+    let etag = read.header("etag").unwrap().to_owned();
+
+    let not_modified = app
+        .request(Method::GET, &path, &token)
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(not_modified.status().as_u16(), 304);
+
+    let first = Reply::from(
+        app.request(Method::PATCH, &path, &token)
+            .header("if-match", &etag)
+            .json(&json!({ "title": "v2" }))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(first.status, 200);
+    let new_etag = first.header("etag").unwrap().to_owned();
+    assert_ne!(new_etag, etag);
+
+    let stale = Reply::from(
+        app.request(Method::PATCH, &path, &token)
+            .header("if-match", &etag)
+            .json(&json!({ "title": "lost update" }))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    stale.assert_problem(412, "precondition_failed");
+    let stale_delete = Reply::from(
+        app.request(Method::DELETE, &path, &token)
+            .header("if-match", &etag)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    stale_delete.assert_problem(412, "precondition_failed");
+    assert_eq!(app.get(&path, &token).await.json["title"], "v2", "stale writes changed nothing");
+
+    let fresh_delete = app
+        .request(Method::DELETE, &path, &token)
+        .header("if-match", &new_etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(fresh_delete.status().as_u16(), 204);
+}
+
+#[tokio::test]
+async fn another_tenants_ids_answer_404_everywhere() {
+    let app = TestApp::spawn().await;
+    let owner = app.token(admin("org_owner"));
+    let project = create_project(&app, &owner, "Secret project").await;
+    let task = create_task(&app, &owner, json!({ "title": "Secret task", "project_id": project["id"] })).await;
+    let project_path = format!("/v1/projects/{}", project["id"].as_str().unwrap());
+    let task_path = format!("/v1/tasks/{}", task["id"].as_str().unwrap());
+
+    let intruders = [
+        app.token(admin("org_intruder")),
+        app.token(TokenSpec::personal("user_alice")), // the owner's own user, personal workspace
+    ];
+    for intruder in &intruders {
+        for path in [&project_path, &task_path] {
+            app.get(path, intruder).await.assert_problem(404, "not_found");
+            app.patch(path, intruder, json!({})).await.assert_problem(404, "not_found");
+            app.delete(path, intruder).await.assert_problem(404, "not_found");
+        }
+        assert_eq!(app.get("/v1/projects", intruder).await.json["data"], json!([]));
+        assert_eq!(app.get("/v1/tasks", intruder).await.json["data"], json!([]));
+        assert_eq!(
+            app.get(&format!("/v1/tasks?project_id={}", project["id"].as_str().unwrap()), intruder)
+                .await
+                .json["data"],
+            json!([])
+        );
+        app.post("/v1/tasks", intruder, json!({ "title": "x", "project_id": project["id"] }))
+            .await
+            .assert_problem(422, "validation_failed");
+    }
+    // The owner still sees everything, unchanged.
+    assert_eq!(app.get(&task_path, &owner).await.json["title"], "Secret task");
+    assert_eq!(app.get(&project_path, &owner).await.json["name"], "Secret project");
+}
+
+#[tokio::test]
+async fn personal_workspace_and_orgs_do_not_see_each_other() {
+    let app = TestApp::spawn().await;
+    let personal = app.token(TokenSpec::personal("user_alice"));
+    let org = app.token(admin("org_acme").user("user_alice"));
+    create_task(&app, &personal, json!({ "title": "mine" })).await;
+    create_task(&app, &org, json!({ "title": "ours" })).await;
+    let personal_titles = app.get("/v1/tasks", &personal).await.json["data"].clone();
+    let org_titles = app.get("/v1/tasks", &org).await.json["data"].clone();
+    assert_eq!(personal_titles.as_array().unwrap().len(), 1);
+    assert_eq!(personal_titles[0]["title"], "mine");
+    assert_eq!(org_titles.as_array().unwrap().len(), 1);
+    assert_eq!(org_titles[0]["title"], "ours");
+}
+
+#[tokio::test]
+async fn roles_decide_who_may_write() {
+    let app = TestApp::spawn().await;
+    let admin_token = app.token(admin("org_acme"));
+    let task = create_task(&app, &admin_token, json!({ "title": "shared" })).await;
+    let task_path = format!("/v1/tasks/{}", task["id"].as_str().unwrap());
+    let project = create_project(&app, &admin_token, "P").await;
+    let project_path = format!("/v1/projects/{}", project["id"].as_str().unwrap());
+
+    // Members write.
+    let member = app.token(TokenSpec::org("org_acme", "member").user("user_bob"));
+    assert_eq!(app.post("/v1/tasks", &member, json!({ "title": "by member" })).await.status, 201);
+    assert_eq!(app.patch(&task_path, &member, json!({ "completed": true })).await.status, 200);
+    assert_eq!(app.post("/v1/projects", &member, json!({ "name": "M" })).await.status, 201);
+
+    // Readers read, and get 403 naming the permission on every write.
+    for reader in [
+        app.token(TokenSpec::org("org_acme", "reader").user("user_carol")),
+        app.token(TokenSpec::org("org_acme", "reader").user("user_carol").v1()),
+    ] {
+        assert_eq!(app.get("/v1/tasks", &reader).await.status, 200);
+        assert_eq!(app.get(&task_path, &reader).await.status, 200);
+        assert_eq!(app.get("/v1/projects", &reader).await.status, 200);
+        let denied = app.post("/v1/tasks", &reader, json!({ "title": "nope" })).await;
+        assert!(denied.assert_problem(403, "forbidden")["detail"]
+            .as_str()
+            .unwrap()
+            .contains("org:tasks:write"));
+        app.patch(&task_path, &reader, json!({ "title": "nope" })).await.assert_problem(403, "forbidden");
+        app.delete(&task_path, &reader).await.assert_problem(403, "forbidden");
+        app.post("/v1/projects", &reader, json!({ "name": "nope" })).await.assert_problem(403, "forbidden");
+        app.patch(&project_path, &reader, json!({ "name": "nope" })).await.assert_problem(403, "forbidden");
+        app.delete(&project_path, &reader).await.assert_problem(403, "forbidden");
+    }
+
+    // Explicit token permissions win over role defaults for that feature.
+    let limited = app.token(
+        TokenSpec::org("org_acme", "member").permissions(&["org:tasks:read"]),
+    );
+    assert_eq!(app.get("/v1/tasks", &limited).await.status, 200);
+    app.post("/v1/tasks", &limited, json!({ "title": "nope" })).await.assert_problem(403, "forbidden");
+    assert_eq!(app.post("/v1/projects", &limited, json!({ "name": "still ok" })).await.status, 201);
+
+    // API keys: scopes grant exactly what they name.
+    app.clerk.add_machine_token("ak_reader_key", "org_acme", &["tasks:read"]);
+    app.clerk.add_machine_token("ak_writer_key", "org_acme", &["org:tasks:read", "org:tasks:write"]);
+    assert_eq!(app.get("/v1/tasks", "ak_reader_key").await.json["data"].as_array().unwrap().len(), 2);
+    app.post("/v1/tasks", "ak_reader_key", json!({ "title": "nope" })).await.assert_problem(403, "forbidden");
+    app.get("/v1/projects", "ak_reader_key").await.assert_problem(403, "forbidden");
+    let by_key = app.post("/v1/tasks", "ak_writer_key", json!({ "title": "by key" })).await;
+    assert_eq!(by_key.status, 201, "{}", by_key.json);
+
+    // Personal workspace: everything on its own data.
+    let personal = app.token(TokenSpec::personal("user_dave"));
+    assert_eq!(app.post("/v1/projects", &personal, json!({ "name": "Home" })).await.status, 201);
+    assert_eq!(app.post("/v1/tasks", &personal, json!({ "title": "Groceries" })).await.status, 201);
+}
+
+#[tokio::test]
+async fn pagination_neither_skips_nor_repeats_while_others_insert() {
+    let app = TestApp::spawn().await;
+    let token = app.token(admin("org_acme"));
+    let mut seeded = HashSet::new();
+    for i in 0..60 {
+        seeded.insert(create_task(&app, &token, json!({ "title": format!("seed {i}") })).await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned());
+    }
+
+    let writer = {
+        let client = app.client.clone();
+        let url = app.url("/v1/tasks");
+        let token = token.clone();
+        tokio::spawn(async move {
+            for i in 0..30 {
+                let reply = client
+                    .post(&url)
+                    .bearer_auth(&token)
+                    .json(&json!({ "title": format!("concurrent {i}") }))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(reply.status().as_u16(), 201);
+            }
+        })
+    };
+
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    let first_page_start;
+    {
+        let page = app.get("/v1/tasks?limit=7", &token).await;
+        first_page_start = page.json["data"][0]["id"].as_str().unwrap().to_owned();
+        seen.extend(ids(&page.json));
+        cursor = page.json["next_cursor"].as_str().map(str::to_owned).or(cursor);
+    }
+    while let Some(c) = cursor.take() {
+        let page = app.get(&format!("/v1/tasks?limit=7&cursor={c}"), &token).await;
+        assert_eq!(page.status, 200, "{}", page.json);
+        seen.extend(ids(&page.json));
+        cursor = page.json["next_cursor"].as_str().map(str::to_owned);
+    }
+    writer.await.unwrap();
+
+    let unique: HashSet<String> = seen.iter().cloned().collect();
+    assert_eq!(unique.len(), seen.len(), "no row repeated");
+    // Everything older than the first row seen is present: nothing skipped.
+    let older_than_start: HashSet<String> = seeded
+        .iter()
+        .filter(|id| id.as_str() <= first_page_start.as_str())
+        .cloned()
+        .collect();
+    assert!(older_than_start.is_subset(&unique), "no seeded row skipped");
+    let mut sorted = seen.clone();
+    sorted.sort_by(|a, b| b.cmp(a));
+    assert_eq!(seen, sorted, "newest first, stable order");
+    assert_eq!(app.get("/v1/tasks?limit=200", &token).await.json["data"].as_array().unwrap().len(), 90);
+}
+
+/// PostgreSQL only: row-level security holds by itself, without the API's own filter.
+#[tokio::test]
+async fn row_level_security_walls_tenants_apart_in_raw_sql() {
+    use sea_orm::{ConnectionTrait, Database, DbBackend, Statement, TransactionTrait};
+
+    let app = TestApp::spawn().await;
+    if !app.db.is_postgres() {
+        eprintln!("row-level security exists only on PostgreSQL; set TEST_DATABASE_URL to run this test");
+        return;
+    }
+    let a = app.token(admin("org_a"));
+    let b = app.token(admin("org_b"));
+    create_task(&app, &a, json!({ "title": "a's task" })).await;
+    let b_task = create_task(&app, &b, json!({ "title": "b's task" })).await;
+    let b_id = b_task["id"].as_str().unwrap().to_owned();
+
+    let app_role = Database::connect(&app.db.app_url).await.unwrap();
+    let txn = app_role.begin().await.unwrap();
+    let raw = |sql: String| Statement::from_string(DbBackend::Postgres, sql);
+    txn.execute_raw(raw("SELECT set_config('app.tenant_id', 'org_a', true)".into()))
+        .await
+        .unwrap();
+    let visible = txn
+        .query_all_raw(raw("SELECT tenant_id FROM tasks".into()))
+        .await
+        .unwrap();
+    assert_eq!(visible.len(), 1);
+    assert_eq!(visible[0].try_get::<String>("", "tenant_id").unwrap(), "org_a");
+    let updated = txn
+        .execute_raw(raw(format!("UPDATE tasks SET title = 'pwned' WHERE id = '{b_id}'")))
+        .await
+        .unwrap();
+    assert_eq!(updated.rows_affected(), 0);
+    let deleted = txn
+        .execute_raw(raw(format!("DELETE FROM tasks WHERE id = '{b_id}'")))
+        .await
+        .unwrap();
+    assert_eq!(deleted.rows_affected(), 0);
+    let smuggled = txn
+        .execute_raw(raw(
+            "INSERT INTO tasks (id, tenant_id, title, version, created_by_user_id, created_at, updated_at) \
+             VALUES (gen_random_uuid(), 'org_b', 'smuggled', 1, 'user_x', now(), now())"
+                .into(),
+        ))
+        .await;
+    assert!(smuggled.is_err(), "inserting into another tenant violates the policy");
+    drop(txn);
+
+    // With no tenant set at all, nothing is visible.
+    let none = app_role
+        .query_all_raw(raw("SELECT id FROM tasks".into()))
+        .await
+        .unwrap();
+    assert!(none.is_empty());
+    assert_eq!(app.get(&format!("/v1/tasks/{b_id}"), &b).await.json["title"], "b's task");
+}
