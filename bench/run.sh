@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Tasks API benchmark on PostgreSQL, with pgbench running the same SQL as the baseline in the
+# same run. Prints requests/s, p50/p99 latency, the server's peak RSS, and ratios.
+#
+#   bench/run.sh                      # 100 tenants x 1000 tasks, 32 connections, 15 s a run
+#   TENANTS=20 TASKS_PER_TENANT=500 DURATION=5 bench/run.sh
+#
+# Needs: PostgreSQL at 127.0.0.1:5432 (trust auth, user postgres), wrk, pgbench, psql.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+TENANTS=${TENANTS:-100}
+TASKS_PER_TENANT=${TASKS_PER_TENANT:-1000}
+CONNECTIONS=${CONNECTIONS:-32}
+DURATION=${DURATION:-15}
+PORT=${PORT:-18181}
+PG=postgres://postgres@127.0.0.1:5432
+DB=resonance_bench
+export BENCH_OUT=bench/out
+OUT=$BENCH_OUT
+BASE=http://127.0.0.1:$PORT
+
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+mkdir -p "$OUT"
+rm -rf "$OUT/data"
+
+echo "== building (release)"
+cargo build --release -q -p resonance-api --bin resonance
+BIN=target/release/resonance
+
+echo "== database $DB: $TENANTS tenants x $TASKS_PER_TENANT tasks"
+psql -q "$PG/postgres" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB"
+export RESONANCE_ENV=development
+export RESONANCE_DATA_DIR=$OUT/data
+export DATABASE_URL=postgres://resonance_app@127.0.0.1:5432/$DB
+export RESONANCE_MIGRATION_DATABASE_URL=$PG/$DB
+export RESONANCE_BIND=127.0.0.1:$PORT
+export RESONANCE_DB_MAX_CONNECTIONS=${DB_CONNECTIONS:-16}
+export RUST_LOG=${RUST_LOG:-warn}
+# The benchmark signs its own tokens with the development key: no Clerk settings.
+unset CLERK_SECRET_KEY CLERK_PUBLISHABLE_KEY CLERK_JWKS_URL CLERK_ISSUER CLERK_JWT_KEY || true
+$BIN migrate up >/dev/null
+python3 bench/seed.py "$TENANTS" "$TASKS_PER_TENANT" "$OUT/pairs.txt" > "$OUT/tasks.csv"
+psql -q "$PG/$DB" -c "\copy tasks(id, tenant_id, title, version, created_by_user_id, created_at, updated_at) FROM '$OUT/tasks.csv' CSV" -c "ANALYZE tasks"
+
+echo "== minting $TENANTS tokens"
+: > "$OUT/tokens.txt"
+for i in $(seq 1 "$TENANTS"); do
+  $BIN dev token --org "org_bench_$i" --role admin --ttl 7200 >> "$OUT/tokens.txt"
+done
+
+$BIN serve > "$OUT/server.log" 2>&1 &
+SERVER=$!
+trap 'kill $SERVER 2>/dev/null || true' EXIT
+for _ in $(seq 1 50); do curl -sf "$BASE/healthz" >/dev/null && break; sleep 0.2; done
+# Warm up: every token once (verification cache, tenant registration), then a short burst.
+while read -r token; do curl -sf -o /dev/null -H "authorization: Bearer $token" "$BASE/v1/tasks?limit=1"; done < "$OUT/tokens.txt"
+MODE=list wrk -t2 -c"$CONNECTIONS" -d3s -s bench/wrk.lua "$BASE" >/dev/null
+
+# wrk → "rps p50 p99" (latencies in ms)
+run_wrk() {
+  MODE=$1 wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency -s bench/wrk.lua "$BASE" > "$OUT/wrk-$1.txt"
+  awk '
+    function ms(v) { if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; if (v ~ /s$/) return v*1000; return v }
+    /Requests\/sec/ { rps = $2 }
+    $1 == "50.000%" || $1 == "50%" { p50 = ms($2) }
+    $1 == "99.000%" || $1 == "99%" { p99 = ms($2) }
+    /non-2xx/ { bad = $2 }
+    END { printf "%.0f %.2f %.2f %s\n", rps, p50, p99, bad }' "$OUT/wrk-$1.txt"
+}
+
+echo "== load: $CONNECTIONS connections, ${DURATION}s each"
+read -r LIST_RPS LIST_P50 LIST_P99 LIST_BAD < <(run_wrk list)
+read -r GET_RPS GET_P50 GET_P99 GET_BAD < <(run_wrk get)
+read -r POST_RPS POST_P50 POST_P99 POST_BAD < <(run_wrk create)
+PEAK_RSS_KB=$(awk '/VmHWM/ { print $2 }' /proc/$SERVER/status)
+
+echo "== p99 at half of peak list throughput (open loop, constant rate)"
+cargo build --release -q --example loadgen
+HALF=$(( LIST_RPS / 2 ))
+awk -v base="$BASE" '{ printf "GET\t%s/v1/tasks?limit=50\t%s\n", base, $0 }' "$OUT/tokens.txt" > "$OUT/loadgen-list.tsv"
+HALF_LINE=$(target/release/examples/loadgen "$OUT/loadgen-list.tsv" "$HALF" "$DURATION")
+PEAK_RSS_KB=$(awk '/VmHWM/ { print $2 }' /proc/$SERVER/status)
+kill $SERVER; wait $SERVER 2>/dev/null || true
+trap - EXIT
+
+echo "== baseline: pgbench, same SQL as the list endpoint, same concurrency, as the API role"
+pgbench -n -q -h 127.0.0.1 -U resonance_app -c "$CONNECTIONS" -j 2 -T "$DURATION" -M prepared \
+  -D tenants="$TENANTS" -f bench/pgbench-list.sql "$DB" > "$OUT/pgbench.txt" 2>&1
+PG_TPS=$(awk '/^tps/ { print int($3) }' "$OUT/pgbench.txt")
+PG_LAT=$(awk '/latency average/ { print $4 }' "$OUT/pgbench.txt")
+
+echo
+echo "Results ($TENANTS tenants x $TASKS_PER_TENANT tasks, $CONNECTIONS connections, ${DURATION}s, $(nproc) cores)"
+printf "%-28s %10s %10s %10s %8s\n" "endpoint" "req/s" "p50 ms" "p99 ms" "errors"
+printf "%-28s %10s %10s %10s %8s\n" "GET /v1/tasks?limit=50" "$LIST_RPS" "$LIST_P50" "$LIST_P99" "$LIST_BAD"
+printf "%-28s %10s %10s %10s %8s\n" "GET /v1/tasks/{id}" "$GET_RPS" "$GET_P50" "$GET_P99" "$GET_BAD"
+printf "%-28s %10s %10s %10s %8s\n" "POST /v1/tasks" "$POST_RPS" "$POST_P50" "$POST_P99" "$POST_BAD"
+printf "%-28s %10s %10s\n" "pgbench (list SQL)" "$PG_TPS" "avg $PG_LAT"
+echo "list / pgbench ratio:        $(awk -v a="$LIST_RPS" -v b="$PG_TPS" 'BEGIN { printf "%.2f (target >= 0.50)", a / b }')"
+echo "list at half peak ($HALF/s): $HALF_LINE (target p99 < 10 ms)"
+echo "server peak RSS:             $(( PEAK_RSS_KB / 1024 )) MiB (target < 100 MiB)"
