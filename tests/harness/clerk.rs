@@ -245,7 +245,11 @@ pub fn encode_v2_permissions(permissions: &[String]) -> (String, String, String)
         })
         .collect();
     (
-        features.iter().map(|f| format!("o:{f}")).collect::<Vec<_>>().join(","),
+        features
+            .iter()
+            .map(|f| format!("o:{f}"))
+            .collect::<Vec<_>>()
+            .join(","),
         actions.join(","),
         fpm.join(","),
     )
@@ -265,7 +269,10 @@ impl ClerkStandIn {
                 .route("/.well-known/jwks.json", web::get().to(frontend_jwks))
                 .route("/v1/jwks", web::get().to(backend_jwks))
                 .route("/v1/api_keys/verify", web::post().to(verify_machine_token))
-                .route("/v1/m2m_tokens/verify", web::post().to(verify_machine_token))
+                .route(
+                    "/v1/m2m_tokens/verify",
+                    web::post().to(verify_machine_token),
+                )
                 .route(
                     "/v1/oauth_applications/access_tokens/verify",
                     web::post().to(verify_machine_token),
@@ -301,6 +308,42 @@ impl ClerkStandIn {
     /// Signs arbitrary claims with the current key.
     pub fn sign_claims(&self, claims: &Value) -> String {
         self.current_key().sign(claims)
+    }
+
+    /// Signs `claims` with the current key but names `kid` in the header (unknown-kid tests).
+    pub fn sign_with_kid(&self, claims: &Value, kid: &str) -> String {
+        let mut header = Header::new(Algorithm::RS256);
+        header.kid = Some(kid.to_owned());
+        self.current_key().sign_with_header(header, claims)
+    }
+
+    /// An unsigned token (`alg: none`) with the current key's `kid`.
+    pub fn unsigned_token(&self, claims: &Value) -> String {
+        let header = json!({"alg": "none", "typ": "JWT", "kid": self.current_key().kid});
+        format!(
+            "{}.{}.",
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        )
+    }
+
+    /// The algorithm-confusion attack: HS256 with the published public key PEM as the HMAC
+    /// secret, as a verifier that trusts the header's `alg` would accept it.
+    pub fn hs256_with_public_key(&self, claims: &Value) -> String {
+        let signing = self.current_key();
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some(signing.kid.clone());
+        let key = EncodingKey::from_secret(signing.public_pem.as_bytes());
+        jsonwebtoken::encode(&header, claims, &key).unwrap()
+    }
+
+    /// An OAuth access token in JWT form (`typ: at+jwt`) signed with the current key.
+    pub fn access_token_jwt(&self, claims: &Value) -> String {
+        let signing = self.current_key();
+        let mut header = Header::new(Algorithm::RS256);
+        header.kid = Some(signing.kid.clone());
+        header.typ = Some("at+jwt".into());
+        signing.sign_with_header(header, claims)
     }
 
     pub fn current_key(&self) -> SigningKey {
@@ -395,7 +438,8 @@ fn has_secret_key(req: &HttpRequest) -> bool {
 
 async fn backend_jwks(req: HttpRequest, state: web::Data<ClerkState>) -> HttpResponse {
     if !has_secret_key(&req) {
-        return HttpResponse::Unauthorized().json(json!({"errors": [{"code": "authentication_invalid"}]}));
+        return HttpResponse::Unauthorized()
+            .json(json!({"errors": [{"code": "authentication_invalid"}]}));
     }
     jwks(&state)
 }
@@ -410,7 +454,8 @@ async fn verify_machine_token(
         return unavailable();
     }
     if !has_secret_key(&req) {
-        return HttpResponse::Unauthorized().json(json!({"errors": [{"code": "authentication_invalid"}]}));
+        return HttpResponse::Unauthorized()
+            .json(json!({"errors": [{"code": "authentication_invalid"}]}));
     }
     let secret = body["secret"].as_str().unwrap_or_default();
     // Each endpoint verifies only its own kind of token.
@@ -422,6 +467,7 @@ async fn verify_machine_token(
     let record = state.machine_tokens.lock().unwrap().get(secret).cloned();
     match record {
         Some(record) if secret.starts_with(expected_prefix) => HttpResponse::Ok().json(record),
-        _ => HttpResponse::NotFound().json(json!({"errors": [{"code": "resource_not_found", "message": "not found"}]})),
+        _ => HttpResponse::NotFound()
+            .json(json!({"errors": [{"code": "resource_not_found", "message": "not found"}]})),
     }
 }

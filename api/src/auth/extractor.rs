@@ -16,9 +16,9 @@ fn bearer_token(req: &HttpRequest) -> Result<String, ApiError> {
     let Some(value) = req.headers().get(header::AUTHORIZATION) else {
         return Err(ApiError::Unauthorized(Unauthorized::missing()));
     };
-    let value = value
-        .to_str()
-        .map_err(|_| ApiError::Unauthorized(Unauthorized::invalid("malformed Authorization header")))?;
+    let value = value.to_str().map_err(|_| {
+        ApiError::Unauthorized(Unauthorized::invalid("malformed Authorization header"))
+    })?;
     let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
     if !scheme.eq_ignore_ascii_case("bearer") {
         return Err(ApiError::Unauthorized(Unauthorized::invalid(
@@ -27,7 +27,9 @@ fn bearer_token(req: &HttpRequest) -> Result<String, ApiError> {
     }
     let token = token.trim();
     if token.is_empty() {
-        return Err(ApiError::Unauthorized(Unauthorized::invalid("empty bearer token")));
+        return Err(ApiError::Unauthorized(Unauthorized::invalid(
+            "empty bearer token",
+        )));
     }
     Ok(token.to_owned())
 }

@@ -74,13 +74,73 @@ pub fn feature_of(permission: &str) -> Option<&str> {
 /// Combines a role's defaults with what a token grants: per feature, the token wins when it
 /// names any permission of that feature.
 pub fn resolve(role: Option<&str>, granted: &BTreeSet<String>) -> BTreeSet<String> {
-    let token_features: BTreeSet<&str> = granted.iter().filter_map(|p| feature_of(p)).collect();
+    resolve_covering(role, granted, &BTreeSet::new())
+}
+
+/// As [`resolve`], where the token also speaks for the features in `covered` even when it
+/// grants nothing in them (a v2 token listing `o:tasks` with an all-zero bitmask means "no
+/// task permissions", not "use the role's defaults").
+pub fn resolve_covering(
+    role: Option<&str>,
+    granted: &BTreeSet<String>,
+    covered: &BTreeSet<String>,
+) -> BTreeSet<String> {
+    let token_features: BTreeSet<&str> = granted
+        .iter()
+        .filter_map(|p| feature_of(p))
+        .chain(covered.iter().map(String::as_str))
+        .collect();
     let defaults = role.map(role_defaults).unwrap_or_default();
     defaults
         .into_iter()
         .filter(|p| feature_of(p).is_none_or(|f| !token_features.contains(f)))
         .chain(granted.iter().cloned())
         .collect()
+}
+
+/// Clerk v2 claims: rebuilds org permissions from `fea`, `o.per` and `o.fpm` (see CLERK.md).
+///
+/// The org features are the `o:`-scoped entries of `fea`, in order; the i-th `fpm` integer,
+/// written in binary left-padded to the length of `per`, grants `org:<feature>:<per[j]>` for
+/// each bit j (from the left) that is 1. A bitmask wider than `per` or not a number grants
+/// nothing for its feature. Returns the granted permissions and the org features the token
+/// covers.
+pub fn from_v2_claims(
+    fea: Option<&str>,
+    per: Option<&str>,
+    fpm: Option<&str>,
+) -> (BTreeSet<String>, BTreeSet<String>) {
+    let split = |s: Option<&str>| -> Vec<String> {
+        s.unwrap_or("")
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect()
+    };
+    let features: Vec<String> = split(fea)
+        .into_iter()
+        .filter_map(|f| f.strip_prefix("o:").map(str::to_owned))
+        .filter(|f| !f.is_empty())
+        .collect();
+    let actions = split(per);
+    let masks = split(fpm);
+    let mut granted = BTreeSet::new();
+    for (feature, mask) in features.iter().zip(masks.iter()) {
+        let Ok(mask) = mask.parse::<u64>() else {
+            continue;
+        };
+        let bits = format!("{mask:0width$b}", width = actions.len());
+        if bits.len() > actions.len() {
+            continue;
+        }
+        for (bit, action) in bits.chars().zip(actions.iter()) {
+            if bit == '1' {
+                granted.insert(format!("org:{feature}:{action}"));
+            }
+        }
+    }
+    (granted, features.into_iter().collect())
 }
 
 /// Machine-token scopes to permissions: `tasks:read` and `org:tasks:read` both grant
@@ -112,6 +172,39 @@ mod tests {
         let resolved = resolve(Some("member"), &granted);
         assert!(resolved.contains(TASKS_READ));
         assert!(!resolved.contains(TASKS_WRITE));
+        assert!(resolved.contains(PROJECTS_WRITE));
+    }
+
+    fn set(items: &[&str]) -> BTreeSet<String> {
+        items.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn v2_bitmask_is_read_from_the_left() {
+        let (granted, covered) = from_v2_claims(Some("o:tasks"), Some("read,write"), Some("3"));
+        assert_eq!(granted, set(&[TASKS_READ, TASKS_WRITE]));
+        assert_eq!(covered, set(&["tasks"]));
+        let (granted, _) = from_v2_claims(Some("o:tasks"), Some("read,write"), Some("2"));
+        assert_eq!(granted, set(&[TASKS_READ]));
+        let (granted, _) = from_v2_claims(Some("o:tasks"), Some("read,write"), Some("1"));
+        assert_eq!(granted, set(&[TASKS_WRITE]));
+    }
+
+    #[test]
+    fn v2_user_features_and_bad_masks_grant_nothing() {
+        let (granted, covered) = from_v2_claims(
+            Some("u:ai_assistant,o:tasks,o:projects,o:voices"),
+            Some("read,write"),
+            Some("7,x,2"),
+        );
+        assert_eq!(granted, set(&["org:voices:read"]));
+        assert_eq!(covered, set(&["tasks", "projects", "voices"]));
+    }
+
+    #[test]
+    fn covered_feature_with_no_grant_removes_role_defaults() {
+        let resolved = resolve_covering(Some("admin"), &BTreeSet::new(), &set(&["tasks"]));
+        assert!(!resolved.contains(TASKS_READ));
         assert!(resolved.contains(PROJECTS_WRITE));
     }
 
