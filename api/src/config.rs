@@ -391,11 +391,11 @@ impl ClerkConfig {
         )?);
         let webhook_secret = non_empty(&args.clerk_webhook_secret);
         if let Some(secret) = &webhook_secret
-            && !secret.starts_with("whsec_")
+            && crate::routes::webhooks::signing_key(secret).is_none()
         {
             return Err(bad(
                 "CLERK_WEBHOOK_SECRET",
-                "expected a secret starting with whsec_",
+                "expected whsec_ followed by the base64 signing key",
             ));
         }
         Ok(ClerkConfig {

@@ -33,6 +33,8 @@ use crate::{error, routes, tenant};
         routes::tasks::get,
         routes::tasks::update,
         routes::tasks::delete,
+        routes::members::list,
+        routes::webhooks::clerk,
     ),
     components(schemas(
         error::ProblemDetails,
@@ -47,6 +49,8 @@ use crate::{error, routes, tenant};
         (name = "me", description = "The caller's identity and permissions"),
         (name = "projects", description = "A workspace's projects"),
         (name = "tasks", description = "A workspace's tasks: inbox, projects, completion, assignment"),
+        (name = "members", description = "Who belongs to the workspace (synced from Clerk)"),
+        (name = "webhooks", description = "Clerk webhooks (Svix-signed, no bearer token)"),
     )
 )]
 pub struct ApiDoc;

@@ -1,5 +1,7 @@
 //! sea-orm entities, one file each.
 
+pub mod membership;
 pub mod project;
 pub mod task;
 pub mod tenant;
+pub mod user;

@@ -6,8 +6,10 @@ use actix_web::web;
 pub mod docs;
 pub mod health;
 pub mod me;
+pub mod members;
 pub mod projects;
 pub mod tasks;
+pub mod webhooks;
 
 /// Every route of the API.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -21,8 +23,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .get(me::protected_resource_metadata),
         )
         .service(
+            // Raw bytes: the Svix signature covers the body exactly as sent.
+            web::resource("/webhooks/clerk")
+                .app_data(web::PayloadConfig::new(crate::config::DEFAULT_BODY_LIMIT))
+                .post(webhooks::clerk),
+        )
+        .service(
             web::scope("/v1")
                 .service(web::resource("/me").get(me::me))
+                .service(web::resource("/members").get(members::list))
                 .service(
                     web::resource("/projects")
                         .get(projects::list)

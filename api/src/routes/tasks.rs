@@ -179,6 +179,9 @@ pub async fn create(
     if let Some(project_id) = input.project_id {
         check_project(&db, project_id).await?;
     }
+    if let Some(assignee) = &input.assignee_user_id {
+        super::members::check_assignee(&db, assignee).await?;
+    }
     let now = Utc::now();
     let created = db
         .insert(task::ActiveModel {
@@ -378,6 +381,11 @@ pub async fn update(
     precondition.check(current.version)?;
     if let Some(Some(project_id)) = input.project_id {
         check_project(&db, project_id).await?;
+    }
+    if let Some(Some(assignee)) = &input.assignee_user_id
+        && current.assignee_user_id.as_deref() != Some(assignee.as_str())
+    {
+        super::members::check_assignee(&db, assignee).await?;
     }
 
     let now = Utc::now();

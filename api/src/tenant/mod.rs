@@ -2,6 +2,7 @@
 //! tenant-scoped data handle every handler reads and writes through ([`scoped`]).
 
 pub mod context;
+pub mod lifecycle;
 pub mod permissions;
 pub mod scoped;
 

@@ -163,9 +163,16 @@ impl ScopedDb {
 }
 
 /// Records a tenant the first time this process sees it (idempotent upsert, then cached).
-async fn register_tenant(state: &AppState, ctx: &TenantContext) -> Result<(), DbErr> {
+/// A workspace deleted through Clerk's webhooks is refused, so a token issued before the
+/// deletion cannot bring it back (see `tenant::lifecycle`).
+async fn register_tenant(state: &AppState, ctx: &TenantContext) -> Result<(), ApiError> {
     if state.seen_tenants.contains_key(&ctx.tenant_id) {
         return Ok(());
+    }
+    if super::lifecycle::is_deleted_tenant(&state.db, &ctx.tenant_id).await? {
+        return Err(ApiError::Unauthorized(crate::error::Unauthorized::invalid(
+            "the workspace of this token has been deleted",
+        )));
     }
     upsert_tenant(&state.db, ctx).await?;
     state.seen_tenants.insert(ctx.tenant_id.clone(), ());

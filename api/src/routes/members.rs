@@ -1,0 +1,138 @@
+//! `/v1/members`: who belongs to the current workspace, from the memberships synced by Clerk's
+//! webhooks (for assignee pickers), and the assignee check tasks use.
+
+use actix_web::{HttpResponse, web};
+use chrono::{DateTime, Utc};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::{
+    entities::{membership, user},
+    error::{ApiError, ProblemDetails},
+    rest::{self, Page, PageRequest},
+    server::AppState,
+    tenant::{TenantContext, lifecycle, permissions, scoped::ScopedDb},
+};
+
+/// A member of the workspace.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Member {
+    /// The Clerk user id (`user_…`): what `assignee_user_id` takes.
+    pub user_id: String,
+    /// The organization role (`admin`, `member`, `reader`, …).
+    pub role: String,
+    pub name: Option<String>,
+    /// The primary email address.
+    pub email: Option<String>,
+    pub image_url: Option<String>,
+    /// The user account was deleted in Clerk.
+    pub deleted: bool,
+    /// When the membership was first synced.
+    pub joined_at: DateTime<Utc>,
+}
+
+impl Member {
+    /// The directory's profile wins when it has one (it follows `user.updated`); otherwise
+    /// the membership's copy of Clerk's public user data.
+    fn new(m: membership::Model, profile: Option<&user::Model>) -> Member {
+        let deleted = profile.is_some_and(|p| p.deleted_at.is_some());
+        let (name, email, image_url) = match profile {
+            Some(p) if deleted => (p.name.clone(), p.email.clone(), p.image_url.clone()),
+            Some(p) if p.source_updated_at.is_some() => (
+                p.name.clone().or(m.user_name),
+                p.email.clone().or(m.user_email),
+                p.image_url.clone().or(m.user_image_url),
+            ),
+            _ => (m.user_name, m.user_email, m.user_image_url),
+        };
+        Member {
+            user_id: m.user_id,
+            role: m.role,
+            name,
+            email,
+            image_url,
+            deleted,
+            joined_at: m.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListMembers {
+    /// Page size, 1 to 200 (default 50).
+    pub limit: Option<u64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// List the workspace's members, most recently joined first.
+#[utoipa::path(
+    get, path = "/v1/members", tag = "members",
+    security(("bearer" = [])),
+    params(ListMembers),
+    responses(
+        (status = 200, description = "A page of members", body = Page<Member>),
+        (status = 400, description = "Malformed query", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 403, description = "Needs org:members:read", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid limit or cursor", body = ProblemDetails, content_type = "application/problem+json"),
+    )
+)]
+pub async fn list(
+    state: web::Data<AppState>,
+    ctx: TenantContext,
+    query: web::Query<ListMembers>,
+) -> Result<HttpResponse, ApiError> {
+    ctx.require(permissions::MEMBERS_READ)?;
+    let mut errors = vec![];
+    let page = PageRequest::parse(query.limit, query.cursor.as_deref(), &mut errors);
+    rest::reject_invalid(errors)?;
+
+    let mut select = membership::Entity::find()
+        .filter(membership::Column::DeletedAt.is_null())
+        .order_by_desc(membership::Column::Id)
+        .limit(page.fetch());
+    if let Some(after) = page.after {
+        select = select.filter(membership::Column::Id.lt(after));
+    }
+    let db = ScopedDb::begin(&state, &ctx).await?;
+    let rows = db.all(select).await?;
+    db.commit().await?;
+
+    let ids: Vec<String> = rows.iter().map(|m| m.user_id.clone()).collect();
+    let profiles = lifecycle::user_profiles(&state, &ids).await?;
+    let page = page.page(
+        rows,
+        |m| m.id,
+        |m| {
+            let profile = profiles.get(&m.user_id);
+            Member::new(m, profile)
+        },
+    );
+    Ok(HttpResponse::Ok().json(page))
+}
+
+/// 422 on `assignee_user_id` when the workspace has synced membership data and the user is not
+/// a current member. Workspaces without any (personal workspaces, or before the first
+/// membership webhook) accept any well-formed user id.
+pub async fn check_assignee(db: &ScopedDb, user_id: &str) -> Result<(), ApiError> {
+    if db.count(membership::Entity::find()).await? == 0 {
+        return Ok(());
+    }
+    let member = db
+        .one(
+            membership::Entity::find()
+                .filter(membership::Column::UserId.eq(user_id))
+                .filter(membership::Column::DeletedAt.is_null()),
+        )
+        .await?;
+    match member {
+        Some(_) => Ok(()),
+        None => Err(ApiError::field(
+            "assignee_user_id",
+            "is not a member of this workspace",
+        )),
+    }
+}
