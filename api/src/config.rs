@@ -90,6 +90,53 @@ pub struct ConfigArgs {
     /// Svix signing secret (`whsec_…`) of the Clerk webhook endpoint.
     #[arg(long, env = "CLERK_WEBHOOK_SECRET", global = true, hide_env_values = true)]
     pub clerk_webhook_secret: Option<String>,
+
+    /// Text-to-speech provider: `auto` (espeak-ng when on PATH), `espeak`,
+    /// `openai-compatible` or `none`.
+    #[arg(long, env = "RESONANCE_TTS_PROVIDER", global = true)]
+    pub tts_provider: Option<String>,
+    /// The espeak-ng program (a name looked up on PATH, or a path).
+    #[arg(long, env = "RESONANCE_ESPEAK_PATH", global = true)]
+    pub espeak_path: Option<String>,
+    /// Base URL of an OpenAI-compatible speech API (`{base}/v1/audio/speech`).
+    #[arg(long, env = "RESONANCE_TTS_BASE_URL", global = true)]
+    pub tts_base_url: Option<String>,
+    /// Bearer key for the OpenAI-compatible speech API.
+    #[arg(
+        long,
+        env = "RESONANCE_TTS_API_KEY",
+        global = true,
+        hide_env_values = true
+    )]
+    pub tts_api_key: Option<String>,
+    /// Model name sent to the OpenAI-compatible speech API.
+    #[arg(long, env = "RESONANCE_TTS_MODEL", global = true)]
+    pub tts_model: Option<String>,
+    /// Voice sent to the OpenAI-compatible API for voices without a mapping of their own.
+    #[arg(long, env = "RESONANCE_TTS_DEFAULT_VOICE", global = true)]
+    pub tts_default_voice: Option<String>,
+    /// Seconds one synthesis may take before it fails.
+    #[arg(long, env = "RESONANCE_TTS_TIMEOUT_SECS", global = true)]
+    pub tts_timeout_secs: Option<String>,
+    /// Syntheses running at once in this process.
+    #[arg(long, env = "RESONANCE_TTS_MAX_CONCURRENCY", global = true)]
+    pub tts_max_concurrency: Option<String>,
+    /// Syntheses running at once for one workspace.
+    #[arg(long, env = "RESONANCE_TTS_MAX_PER_TENANT", global = true)]
+    pub tts_max_per_tenant: Option<String>,
+    /// Largest accepted voice sample in bytes.
+    #[arg(long, env = "RESONANCE_VOICE_SAMPLE_MAX_BYTES", global = true)]
+    pub voice_sample_max_bytes: Option<String>,
+    /// Shortest accepted voice sample in seconds.
+    #[arg(long, env = "RESONANCE_VOICE_SAMPLE_MIN_SECS", global = true)]
+    pub voice_sample_min_secs: Option<String>,
+    /// Longest accepted voice sample in seconds.
+    #[arg(long, env = "RESONANCE_VOICE_SAMPLE_MAX_SECS", global = true)]
+    pub voice_sample_max_secs: Option<String>,
+    /// Where audio is stored: a directory (`file:///…` or a path; default `<data dir>/audio`)
+    /// or `s3://bucket/prefix` (credentials and endpoint from the usual AWS_* variables).
+    #[arg(long, env = "RESONANCE_STORAGE_URL", global = true)]
+    pub storage_url: Option<String>,
 }
 
 /// Validated configuration.
@@ -107,6 +154,7 @@ pub struct Config {
     pub workers: Option<usize>,
     pub db: DbPoolConfig,
     pub clerk: ClerkConfig,
+    pub speech: SpeechConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -129,6 +177,42 @@ pub struct ClerkConfig {
     pub clock_skew: Duration,
     pub machine_token_cache_ttl: Duration,
     pub webhook_secret: Option<String>,
+}
+
+/// Which text-to-speech provider to use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TtsProvider {
+    /// espeak-ng when it is on PATH, otherwise none.
+    Auto,
+    Espeak,
+    OpenAiCompatible,
+    None,
+}
+
+/// Speech synthesis, voice samples and audio storage.
+#[derive(Debug, Clone)]
+pub struct SpeechConfig {
+    pub provider: TtsProvider,
+    pub espeak_path: String,
+    pub base_url: Option<String>,
+    pub api_key: Option<String>,
+    pub model: String,
+    pub default_voice: String,
+    pub timeout: Duration,
+    pub max_concurrency: usize,
+    pub max_per_tenant: usize,
+    pub sample_max_bytes: usize,
+    pub sample_min: Duration,
+    pub sample_max: Duration,
+    pub storage: StorageLocation,
+}
+
+/// Where audio objects live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorageLocation {
+    Local(PathBuf),
+    /// An `s3://bucket/prefix` URL.
+    S3(String),
 }
 
 /// A configuration value that cannot be used: names the variable and the problem.
@@ -300,6 +384,7 @@ impl Config {
         };
 
         let clerk = ClerkConfig::from_args(args)?;
+        let speech = SpeechConfig::from_args(args, &data_dir)?;
 
         Ok(Config {
             environment,
@@ -314,6 +399,7 @@ impl Config {
             workers,
             db,
             clerk,
+            speech,
         })
     }
 
@@ -335,6 +421,127 @@ fn check_database_url(var: &'static str, url: &str) -> Result<(), ConfigError> {
             var,
             "expected a sqlite://… or postgres://… URL".to_string(),
         ))
+    }
+}
+
+impl SpeechConfig {
+    fn from_args(
+        args: &ConfigArgs,
+        data_dir: &std::path::Path,
+    ) -> Result<SpeechConfig, ConfigError> {
+        let provider = match non_empty(&args.tts_provider).as_deref() {
+            None | Some("auto") => TtsProvider::Auto,
+            Some("espeak") | Some("espeak-ng") => TtsProvider::Espeak,
+            Some("openai-compatible") | Some("openai") => TtsProvider::OpenAiCompatible,
+            Some("none") => TtsProvider::None,
+            Some(other) => {
+                return Err(bad(
+                    "RESONANCE_TTS_PROVIDER",
+                    format!("'{other}' is not one of: auto, espeak, openai-compatible, none"),
+                ));
+            }
+        };
+        let base_url = non_empty(&args.tts_base_url)
+            .map(|url| {
+                check_http_url("RESONANCE_TTS_BASE_URL", &url)?;
+                Ok(url.trim_end_matches('/').to_owned())
+            })
+            .transpose()?;
+        if provider == TtsProvider::OpenAiCompatible && base_url.is_none() {
+            return Err(bad(
+                "RESONANCE_TTS_BASE_URL",
+                "required when RESONANCE_TTS_PROVIDER is openai-compatible",
+            ));
+        }
+        let sample_min_secs = parse_number(
+            "RESONANCE_VOICE_SAMPLE_MIN_SECS",
+            &args.voice_sample_min_secs,
+            1u64,
+            0,
+            3600,
+        )?;
+        let sample_max_secs = parse_number(
+            "RESONANCE_VOICE_SAMPLE_MAX_SECS",
+            &args.voice_sample_max_secs,
+            600u64,
+            1,
+            3600,
+        )?;
+        if sample_max_secs < sample_min_secs {
+            return Err(bad(
+                "RESONANCE_VOICE_SAMPLE_MAX_SECS",
+                format!(
+                    "{sample_max_secs} is below RESONANCE_VOICE_SAMPLE_MIN_SECS ({sample_min_secs})"
+                ),
+            ));
+        }
+        let storage = match non_empty(&args.storage_url) {
+            None => StorageLocation::Local(data_dir.join("audio")),
+            Some(url) if url.starts_with("s3://") => {
+                if url
+                    .trim_start_matches("s3://")
+                    .split('/')
+                    .next()
+                    .unwrap_or("")
+                    .is_empty()
+                {
+                    return Err(bad("RESONANCE_STORAGE_URL", "s3:// URL without a bucket"));
+                }
+                StorageLocation::S3(url)
+            }
+            Some(url) if url.contains("://") && !url.starts_with("file://") => {
+                return Err(bad(
+                    "RESONANCE_STORAGE_URL",
+                    format!("'{url}' is not a directory, file:///… or s3://bucket/prefix URL"),
+                ));
+            }
+            Some(url) => {
+                let path = url.strip_prefix("file://").unwrap_or(&url);
+                if path.is_empty() {
+                    return Err(bad("RESONANCE_STORAGE_URL", "empty directory"));
+                }
+                StorageLocation::Local(PathBuf::from(path))
+            }
+        };
+        Ok(SpeechConfig {
+            provider,
+            espeak_path: non_empty(&args.espeak_path).unwrap_or_else(|| "espeak-ng".into()),
+            base_url,
+            api_key: non_empty(&args.tts_api_key),
+            model: non_empty(&args.tts_model).unwrap_or_else(|| "tts-1".into()),
+            default_voice: non_empty(&args.tts_default_voice).unwrap_or_else(|| "alloy".into()),
+            timeout: Duration::from_secs(parse_number(
+                "RESONANCE_TTS_TIMEOUT_SECS",
+                &args.tts_timeout_secs,
+                30u64,
+                1,
+                600,
+            )?),
+            max_concurrency: parse_number(
+                "RESONANCE_TTS_MAX_CONCURRENCY",
+                &args.tts_max_concurrency,
+                4usize,
+                1,
+                1024,
+            )?,
+            max_per_tenant: parse_number(
+                "RESONANCE_TTS_MAX_PER_TENANT",
+                &args.tts_max_per_tenant,
+                2usize,
+                1,
+                1024,
+            )?,
+            sample_max_bytes: parse_number(
+                "RESONANCE_VOICE_SAMPLE_MAX_BYTES",
+                &args.voice_sample_max_bytes,
+                20 * 1024 * 1024usize,
+                1024,
+                1024 * 1024 * 1024,
+            )?,
+            sample_min: Duration::from_secs(sample_min_secs),
+            sample_max: Duration::from_secs(sample_max_secs),
+            storage,
+        })
     }
 }
 

@@ -77,6 +77,9 @@ pub enum ApiError {
     PayloadTooLarge { limit: usize },
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// A `Range` outside the resource; `size` is its length in bytes.
+    #[error("the requested range is outside the {size} bytes of this resource")]
+    RangeNotSatisfiable { size: u64 },
     #[error("{detail}")]
     TooManyRequests { detail: String, retry_after: Duration },
     #[error("{detail}")]
@@ -143,6 +146,7 @@ impl ApiError {
             ApiError::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::BadGateway { .. } => StatusCode::BAD_GATEWAY,
             ApiError::ServiceUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -162,6 +166,7 @@ impl ApiError {
             ApiError::PreconditionFailed => "precondition_failed",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
+            ApiError::RangeNotSatisfiable { .. } => "range_not_satisfiable",
             ApiError::TooManyRequests { .. } => "too_many_requests",
             ApiError::BadGateway { .. } => "upstream_failed",
             ApiError::ServiceUnavailable { .. } => "service_unavailable",
@@ -226,6 +231,9 @@ pub fn render_problem(err: &ApiError, request_id: &str, resource_metadata: &str)
             ..
         } => {
             response.insert_header((header::RETRY_AFTER, retry_after.as_secs().max(1).to_string()));
+        }
+        ApiError::RangeNotSatisfiable { size } => {
+            response.insert_header((header::CONTENT_RANGE, format!("bytes */{size}")));
         }
         _ => {}
     }

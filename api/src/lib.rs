@@ -14,5 +14,6 @@ pub mod openapi;
 pub mod rest;
 pub mod routes;
 pub mod server;
+pub mod speech;
 pub mod telemetry;
 pub mod tenant;

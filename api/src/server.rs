@@ -12,6 +12,7 @@ use crate::{
     db,
     http::{self, not_found, request_context},
     routes,
+    speech::Speech,
 };
 
 /// Shared by every request.
@@ -22,6 +23,8 @@ pub struct AppState {
     pub auth: Arc<Authenticator>,
     /// Tenants already registered in the `tenants` table by this process.
     pub seen_tenants: moka::sync::Cache<String, ()>,
+    /// Speech provider, audio storage and synthesis limits.
+    pub speech: Arc<Speech>,
 }
 
 /// Connects to the database, applies or checks migrations, and sets up authentication.
@@ -31,6 +34,7 @@ pub struct AppState {
 /// `resonance migrate up` (as the schema owner) as a release step.
 pub async fn prepare(config: Config) -> anyhow::Result<AppState> {
     let auth = Authenticator::new(&config)?;
+    let speech = Speech::from_config(&config.speech).context("setting up speech synthesis")?;
     {
         let owner = db::connect(&config.migration_database_url, &config.db)
             .await
@@ -57,6 +61,7 @@ pub async fn prepare(config: Config) -> anyhow::Result<AppState> {
         db,
         auth: Arc::new(auth),
         seen_tenants: moka::sync::Cache::new(100_000),
+        speech: Arc::new(speech),
     })
 }
 

@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20260101_000001_tenants;
 mod m20260101_000002_projects_tasks;
+mod m20260101_000003_voices_generations;
 mod m20260101_000004_directory;
 pub mod rls;
 
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20260101_000001_tenants::Migration),
             Box::new(m20260101_000002_projects_tasks::Migration),
+            Box::new(m20260101_000003_voices_generations::Migration),
             Box::new(m20260101_000004_directory::Migration),
         ]
     }

@@ -71,3 +71,30 @@ pub async fn protect_tenant_table(manager: &SchemaManager<'_>, table: &str) -> R
         .await
         .map(|_| ())
 }
+
+/// Row-level security on a table whose rows with a NULL `tenant_id` are shared (system
+/// voices): every tenant reads its own rows and the shared ones, but inserts, updates and
+/// deletes only its own, so shared rows are writable by no tenant.
+pub async fn protect_shared_table(manager: &SchemaManager<'_>, table: &str) -> Result<(), DbErr> {
+    if manager.get_database_backend() != DbBackend::Postgres {
+        return Ok(());
+    }
+    grant(manager, table).await?;
+    manager
+        .get_connection()
+        .execute_unprepared(&format!(
+            "ALTER TABLE {table} ENABLE ROW LEVEL SECURITY;
+             ALTER TABLE {table} FORCE ROW LEVEL SECURITY;
+             CREATE POLICY shared_read ON {table} FOR SELECT
+               USING (tenant_id IS NULL OR tenant_id = current_setting('app.tenant_id', true));
+             CREATE POLICY tenant_insert ON {table} FOR INSERT
+               WITH CHECK (tenant_id = current_setting('app.tenant_id', true));
+             CREATE POLICY tenant_update ON {table} FOR UPDATE
+               USING (tenant_id = current_setting('app.tenant_id', true))
+               WITH CHECK (tenant_id = current_setting('app.tenant_id', true));
+             CREATE POLICY tenant_delete ON {table} FOR DELETE
+               USING (tenant_id = current_setting('app.tenant_id', true));"
+        ))
+        .await
+        .map(|_| ())
+}

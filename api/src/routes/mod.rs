@@ -3,12 +3,15 @@
 
 use actix_web::web;
 
+pub mod audio;
 pub mod docs;
+pub mod generations;
 pub mod health;
 pub mod me;
 pub mod members;
 pub mod projects;
 pub mod tasks;
+pub mod voices;
 pub mod webhooks;
 
 /// Every route of the API.
@@ -49,6 +52,29 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                         .get(tasks::get)
                         .patch(tasks::update)
                         .delete(tasks::delete),
-                ),
+                )
+                .service(
+                    web::resource("/voices")
+                        .get(voices::list)
+                        .post(voices::create),
+                )
+                .service(
+                    web::resource("/voices/{id}")
+                        .get(voices::get)
+                        .patch(voices::update)
+                        .delete(voices::delete),
+                )
+                .service(web::resource("/voices/{id}/sample").get(voices::sample))
+                .service(
+                    web::resource("/generations")
+                        .get(generations::list)
+                        .post(generations::create),
+                )
+                .service(
+                    web::resource("/generations/{id}")
+                        .get(generations::get)
+                        .delete(generations::delete),
+                )
+                .service(web::resource("/generations/{id}/audio").get(generations::audio)),
         );
 }

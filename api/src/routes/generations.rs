@@ -1,0 +1,442 @@
+//! `/v1/generations`: text turned into speech with a system or custom voice.
+//!
+//! Creation synthesizes synchronously (bounded by the synthesis timeout and the concurrency
+//! limits), stores the audio and answers 201. A failed synthesis is recorded as `failed` with
+//! its reason, leaves no audio object, and answers 502.
+
+use actix_web::{HttpRequest, HttpResponse, http::header, web};
+use chrono::{DateTime, Utc};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::{
+    entities::{generation, voice},
+    error::{ApiError, FieldError, ProblemDetails},
+    rest::{self, Page, PageRequest},
+    routes::audio,
+    server::AppState,
+    speech::{OutputFormat, SynthesisRequest, storage::AudioStorage},
+    tenant::{TenantContext, permissions, scoped::ScopedDb},
+};
+
+pub const MAX_TEXT_CHARS: usize = 5_000;
+pub const MIN_SPEED: f64 = 0.5;
+pub const MAX_SPEED: f64 = 2.0;
+pub const MAX_PITCH: i32 = 50;
+
+/// A speech generation.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Generation {
+    pub id: Uuid,
+    pub voice_id: Uuid,
+    pub text: String,
+    /// `succeeded` or `failed`.
+    #[schema(example = "succeeded")]
+    pub status: String,
+    /// Why synthesis failed (failed generations only).
+    pub failure_reason: Option<String>,
+    /// The provider that synthesized it (`espeak`, `openai-compatible`).
+    pub provider: String,
+    /// `wav`, `mp3`, `opus` or `flac`.
+    pub format: String,
+    pub speed: f64,
+    pub pitch: i32,
+    /// The audio's content type (succeeded generations).
+    pub content_type: Option<String>,
+    /// The audio's size in bytes.
+    pub size_bytes: Option<i64>,
+    pub duration_ms: Option<i64>,
+    pub sample_rate: Option<i32>,
+    /// Streams the audio (supports `Range`); null for failed generations.
+    pub audio_url: Option<String>,
+    pub created_by_user_id: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<generation::Model> for Generation {
+    fn from(m: generation::Model) -> Self {
+        Generation {
+            audio_url: m
+                .audio_key
+                .as_ref()
+                .map(|_| format!("/v1/generations/{}/audio", m.id)),
+            id: m.id,
+            voice_id: m.voice_id,
+            text: m.text,
+            status: m.status,
+            failure_reason: m.failure_reason,
+            provider: m.provider,
+            format: m.format,
+            speed: m.speed,
+            pitch: m.pitch,
+            content_type: m.content_type,
+            size_bytes: m.audio_bytes,
+            duration_ms: m.duration_ms,
+            sample_rate: m.sample_rate,
+            created_by_user_id: m.created_by_user_id,
+            created_at: m.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateGeneration {
+    /// A system voice or one of this workspace's custom voices.
+    pub voice_id: Uuid,
+    /// 1 to 5 000 characters.
+    pub text: String,
+    /// 0.5 to 2.0 (default 1.0).
+    pub speed: Option<f64>,
+    /// Offset from the voice's normal pitch, -50 to 50 (default 0); espeak only.
+    pub pitch: Option<i32>,
+    /// Default `wav`; the espeak provider produces only `wav`.
+    pub format: Option<OutputFormat>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListGenerations {
+    /// Only generations made with this voice.
+    pub voice_id: Option<Uuid>,
+    /// `succeeded` or `failed`.
+    pub status: Option<String>,
+    /// Page size, 1 to 200 (default 50).
+    pub limit: Option<u64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+fn no_provider() -> ApiError {
+    ApiError::ServiceUnavailable {
+        detail: "no speech provider is configured: install espeak-ng (apt-get install espeak-ng) \
+                 and leave RESONANCE_TTS_PROVIDER unset or set it to espeak, or set \
+                 RESONANCE_TTS_PROVIDER=openai-compatible with RESONANCE_TTS_BASE_URL \
+                 (and RESONANCE_TTS_API_KEY, RESONANCE_TTS_MODEL)"
+            .into(),
+        retry_after: None,
+    }
+}
+
+/// Synthesize speech.
+#[utoipa::path(
+    post, path = "/v1/generations", tag = "generations",
+    security(("bearer" = [])),
+    request_body = CreateGeneration,
+    responses(
+        (status = 201, description = "Synthesized and stored", body = Generation, headers(("Location" = String))),
+        (status = 400, description = "Malformed JSON", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 403, description = "Needs org:generations:create", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 415, description = "Body is not JSON", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields, or a voice this workspace cannot use", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 429, description = "Too many syntheses in progress (see Retry-After)", body = ProblemDetails, content_type = "application/problem+json",
+            headers(("Retry-After" = u64))),
+        (status = 502, description = "Synthesis failed; recorded as a failed generation", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 503, description = "No speech provider is configured", body = ProblemDetails, content_type = "application/problem+json"),
+    )
+)]
+pub async fn create(
+    state: web::Data<AppState>,
+    ctx: TenantContext,
+    body: web::Json<CreateGeneration>,
+) -> Result<HttpResponse, ApiError> {
+    ctx.require(permissions::GENERATIONS_CREATE)?;
+    let input = body.into_inner();
+    let speech = state.speech.clone();
+    let provider = speech.provider.clone().ok_or_else(no_provider)?;
+
+    let mut errors = vec![];
+    let text = input.text.trim().to_owned();
+    let chars = text.chars().count();
+    if chars == 0 {
+        errors.push(FieldError::new("text", "must not be empty"));
+    } else if chars > MAX_TEXT_CHARS {
+        errors.push(FieldError::new(
+            "text",
+            format!("must be at most {MAX_TEXT_CHARS} characters"),
+        ));
+    }
+    let speed = input.speed.unwrap_or(1.0);
+    if !(MIN_SPEED..=MAX_SPEED).contains(&speed) {
+        errors.push(FieldError::new(
+            "speed",
+            format!("must be between {MIN_SPEED} and {MAX_SPEED}"),
+        ));
+    }
+    let pitch = input.pitch.unwrap_or(0);
+    if !(-MAX_PITCH..=MAX_PITCH).contains(&pitch) {
+        errors.push(FieldError::new(
+            "pitch",
+            format!("must be between -{MAX_PITCH} and {MAX_PITCH}"),
+        ));
+    } else if pitch != 0 && !provider.supports_pitch() {
+        errors.push(FieldError::new(
+            "pitch",
+            format!("the {} provider does not support pitch", provider.name()),
+        ));
+    }
+    let format = input.format.unwrap_or_default();
+    if !provider.supports(format) {
+        errors.push(FieldError::new(
+            "format",
+            format!(
+                "the {} provider cannot produce {}",
+                provider.name(),
+                format.name()
+            ),
+        ));
+    }
+    rest::reject_invalid(errors)?;
+
+    let db = ScopedDb::begin(&state, &ctx).await?;
+    let voice = db
+        .get::<voice::Entity>(input.voice_id)
+        .await?
+        .ok_or_else(|| ApiError::field("voice_id", "no such voice for this workspace"))?;
+    db.commit().await?;
+
+    // Held until the audio is stored; the database is not held while synthesizing.
+    let _permit = speech.limiter.acquire(&ctx.tenant_id)?;
+    let request = SynthesisRequest {
+        text: text.clone(),
+        espeak_voice: voice.espeak_voice.clone(),
+        remote_voice: voice.remote_voice.clone(),
+        speed,
+        pitch,
+        format,
+    };
+    let outcome = speech.synthesize(provider.as_ref(), request).await;
+
+    let id = Uuid::now_v7();
+    let now = Utc::now();
+    let mut row = generation::ActiveModel {
+        id: Set(id),
+        voice_id: Set(voice.id),
+        text: Set(text),
+        provider: Set(provider.name().to_owned()),
+        format: Set(format.name().to_owned()),
+        speed: Set(speed),
+        pitch: Set(pitch),
+        created_at: Set(now),
+        updated_at: Set(now),
+        ..Default::default()
+    };
+    let synthesized = match outcome {
+        Ok(synthesized) => synthesized,
+        Err(reason) => {
+            tracing::warn!(generation = %id, provider = provider.name(), %reason, "synthesis failed");
+            row.status = Set(generation::STATUS_FAILED.to_owned());
+            row.failure_reason = Set(Some(reason.clone()));
+            row.audio_key = Set(None);
+            row.content_type = Set(None);
+            row.audio_bytes = Set(None);
+            row.duration_ms = Set(None);
+            row.sample_rate = Set(None);
+            let db = ScopedDb::begin(&state, &ctx).await?;
+            db.insert(row).await?;
+            db.commit().await?;
+            return Err(ApiError::BadGateway {
+                detail: format!(
+                    "speech synthesis failed: {reason} (recorded as failed generation {id})"
+                ),
+            });
+        }
+    };
+
+    let key = AudioStorage::generation_key(&ctx.tenant_id, id, format.name())
+        .map_err(ApiError::internal)?;
+    let size = synthesized.bytes.len() as i64;
+    speech
+        .storage
+        .put(&key, synthesized.bytes)
+        .await
+        .map_err(ApiError::internal)?;
+    row.status = Set(generation::STATUS_SUCCEEDED.to_owned());
+    row.failure_reason = Set(None);
+    row.audio_key = Set(Some(key.clone()));
+    row.content_type = Set(Some(synthesized.info.format.content_type().to_owned()));
+    row.audio_bytes = Set(Some(size));
+    row.duration_ms = Set(Some(synthesized.info.duration.as_millis() as i64));
+    row.sample_rate = Set(synthesized.info.sample_rate.map(|r| r as i32));
+    let stored = async {
+        let db = ScopedDb::begin(&state, &ctx).await?;
+        let created = db.insert(row).await?;
+        db.commit().await?;
+        Ok::<_, ApiError>(created)
+    }
+    .await;
+    let created = match stored {
+        Ok(created) => created,
+        Err(err) => {
+            if let Err(e) = speech.storage.delete(&key).await {
+                tracing::warn!(key, error = %e, "could not remove the audio of an unrecorded generation");
+            }
+            return Err(err);
+        }
+    };
+    Ok(HttpResponse::Created()
+        .insert_header((header::LOCATION, format!("/v1/generations/{}", created.id)))
+        .json(Generation::from(created)))
+}
+
+/// List generations, newest first.
+#[utoipa::path(
+    get, path = "/v1/generations", tag = "generations",
+    security(("bearer" = [])),
+    params(ListGenerations),
+    responses(
+        (status = 200, description = "A page of generations", body = Page<Generation>),
+        (status = 400, description = "Malformed query", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 403, description = "Needs org:generations:read", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid filters, limit or cursor", body = ProblemDetails, content_type = "application/problem+json"),
+    )
+)]
+pub async fn list(
+    state: web::Data<AppState>,
+    ctx: TenantContext,
+    query: web::Query<ListGenerations>,
+) -> Result<HttpResponse, ApiError> {
+    ctx.require(permissions::GENERATIONS_READ)?;
+    let mut errors = vec![];
+    let page = PageRequest::parse(query.limit, query.cursor.as_deref(), &mut errors);
+    if let Some(status) = &query.status
+        && ![generation::STATUS_SUCCEEDED, generation::STATUS_FAILED].contains(&status.as_str())
+    {
+        errors.push(FieldError::new("status", "must be succeeded or failed"));
+    }
+    rest::reject_invalid(errors)?;
+
+    let mut select = generation::Entity::find()
+        .order_by_desc(generation::Column::Id)
+        .limit(page.fetch());
+    if let Some(after) = page.after {
+        select = select.filter(generation::Column::Id.lt(after));
+    }
+    if let Some(voice_id) = query.voice_id {
+        select = select.filter(generation::Column::VoiceId.eq(voice_id));
+    }
+    if let Some(status) = &query.status {
+        select = select.filter(generation::Column::Status.eq(status.as_str()));
+    }
+    let db = ScopedDb::begin(&state, &ctx).await?;
+    let rows = db.all(select).await?;
+    db.commit().await?;
+    Ok(HttpResponse::Ok().json(page.page(rows, |m| m.id, Generation::from)))
+}
+
+/// Get a generation.
+#[utoipa::path(
+    get, path = "/v1/generations/{id}", tag = "generations",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Generation id")),
+    responses(
+        (status = 200, description = "The generation", body = Generation),
+        (status = 400, description = "Malformed id", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 403, description = "Needs org:generations:read", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 404, description = "No such generation in this workspace", body = ProblemDetails, content_type = "application/problem+json"),
+    )
+)]
+pub async fn get(
+    state: web::Data<AppState>,
+    ctx: TenantContext,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    ctx.require(permissions::GENERATIONS_READ)?;
+    let db = ScopedDb::begin(&state, &ctx).await?;
+    let found = db
+        .get::<generation::Entity>(*id)
+        .await?
+        .ok_or(ApiError::NotFound("generation"))?;
+    db.commit().await?;
+    Ok(HttpResponse::Ok().json(Generation::from(found)))
+}
+
+/// Delete a generation and its audio.
+#[utoipa::path(
+    delete, path = "/v1/generations/{id}", tag = "generations",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Generation id")),
+    responses(
+        (status = 204, description = "Deleted, with its audio"),
+        (status = 400, description = "Malformed id", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 403, description = "Needs org:generations:create", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 404, description = "No such generation in this workspace", body = ProblemDetails, content_type = "application/problem+json"),
+    )
+)]
+pub async fn delete(
+    state: web::Data<AppState>,
+    ctx: TenantContext,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    ctx.require(permissions::GENERATIONS_CREATE)?;
+    let db = ScopedDb::begin(&state, &ctx).await?;
+    let current = db
+        .get::<generation::Entity>(*id)
+        .await?
+        .ok_or(ApiError::NotFound("generation"))?;
+    // The audio goes first: a failure leaves the generation in place for a retry.
+    if let Some(key) = &current.audio_key {
+        state
+            .speech
+            .storage
+            .delete(key)
+            .await
+            .map_err(ApiError::internal)?;
+    }
+    db.delete(generation::Entity::delete_many().filter(generation::Column::Id.eq(current.id)))
+        .await?;
+    db.commit().await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Stream a generation's audio (`Range` supported).
+#[utoipa::path(
+    get, path = "/v1/generations/{id}/audio", tag = "generations",
+    security(("bearer" = [])),
+    params(
+        ("id" = Uuid, Path, description = "Generation id"),
+        ("Range" = Option<String>, Header, description = "`bytes=start-end`, `bytes=start-` or `bytes=-suffix`"),
+    ),
+    responses(
+        (status = 200, description = "The whole audio", content_type = "audio/*", body = Vec<u8>,
+            headers(("Content-Length" = u64), ("Accept-Ranges" = String))),
+        (status = 206, description = "The requested range", content_type = "audio/*", body = Vec<u8>,
+            headers(("Content-Range" = String), ("Content-Length" = u64))),
+        (status = 401, description = "Missing or invalid token", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 403, description = "Needs org:generations:read", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 404, description = "No such generation, or it has no audio (failed)", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 416, description = "The range is outside the audio", body = ProblemDetails, content_type = "application/problem+json"),
+    )
+)]
+pub async fn audio(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    ctx: TenantContext,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    ctx.require(permissions::GENERATIONS_READ)?;
+    let db = ScopedDb::begin(&state, &ctx).await?;
+    let found = db
+        .get::<generation::Entity>(*id)
+        .await?
+        .ok_or(ApiError::NotFound("generation"))?;
+    db.commit().await?;
+    let (Some(key), Some(content_type)) = (&found.audio_key, &found.content_type) else {
+        return Err(ApiError::NotFound("generation audio"));
+    };
+    audio::serve(
+        &req,
+        &state.speech.storage,
+        key,
+        content_type,
+        &format!("{}.{}", found.id, found.format),
+    )
+    .await
+}

@@ -1,0 +1,811 @@
+//! `/v1/voices`: the shared system voices and a workspace's custom voices.
+//!
+//! System voices (`tenant_id` NULL) are listed for everyone and refuse every write with 403.
+//! Custom voices are created from a multipart form with a reference sample, which is checked
+//! by its content (format, size, duration, completeness) before anything is stored.
+
+use actix_multipart::{Multipart, MultipartError};
+use actix_web::{HttpRequest, HttpResponse, http::header, web};
+use bytes::{Bytes, BytesMut};
+use chrono::{DateTime, Utc};
+use futures_util::TryStreamExt;
+use sea_orm::{
+    ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    sea_query::{Expr, ExprTrait, Func, LikeExpr},
+};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::{
+    entities::voice,
+    error::{ApiError, FieldError, ProblemDetails},
+    rest::{self, Page, PageRequest, Precondition, nullable},
+    routes::audio,
+    server::AppState,
+    speech::{audio::inspect, storage::AudioStorage},
+    tenant::{TenantContext, permissions, scoped::ScopedDb},
+};
+
+pub const MAX_NAME_CHARS: usize = 100;
+pub const MAX_DESCRIPTION_CHARS: usize = 1_000;
+pub const MAX_QUERY_CHARS: usize = 200;
+/// Largest text field of the multipart form.
+const MAX_TEXT_FIELD_BYTES: usize = 16 * 1024;
+
+/// What a voice is for; filters the library.
+pub const CATEGORIES: &[&str] = &[
+    "general",
+    "narration",
+    "conversational",
+    "news",
+    "characters",
+    "education",
+];
+pub const GENDERS: &[&str] = &["female", "male", "neutral"];
+
+/// A voice's reference sample.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VoiceSample {
+    /// The sample's real type, as found in its content (`audio/wav`, `audio/mpeg`, …).
+    pub content_type: String,
+    pub size_bytes: i64,
+    pub duration_ms: i64,
+    /// Streams the sample (supports `Range`).
+    pub url: String,
+}
+
+/// A voice.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Voice {
+    pub id: Uuid,
+    /// `system` (shared, read-only) or `custom` (this workspace's).
+    #[schema(example = "custom")]
+    pub variant: String,
+    pub name: String,
+    pub description: Option<String>,
+    /// One of general, narration, conversational, news, characters, education.
+    pub category: String,
+    /// BCP 47 language tag (`en-US`).
+    pub language: String,
+    /// female, male or neutral.
+    pub gender: Option<String>,
+    /// The reference sample (custom voices).
+    pub sample: Option<VoiceSample>,
+    /// Null for system voices.
+    pub created_by_user_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<voice::Model> for Voice {
+    fn from(m: voice::Model) -> Self {
+        let sample = match (&m.sample_key, &m.sample_content_type) {
+            (Some(_), Some(content_type)) => Some(VoiceSample {
+                content_type: content_type.clone(),
+                size_bytes: m.sample_bytes.unwrap_or(0),
+                duration_ms: m.sample_duration_ms.unwrap_or(0),
+                url: format!("/v1/voices/{}/sample", m.id),
+            }),
+            _ => None,
+        };
+        Voice {
+            id: m.id,
+            variant: if m.is_system() { "system" } else { "custom" }.into(),
+            name: m.name,
+            description: m.description,
+            category: m.category,
+            language: m.language,
+            gender: m.gender,
+            sample,
+            created_by_user_id: m.created_by_user_id,
+            created_at: m.created_at,
+            updated_at: m.updated_at,
+        }
+    }
+}
+
+/// The multipart form that creates a custom voice (documentation of the form's fields).
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub struct CreateVoiceForm {
+    /// 1 to 100 characters.
+    name: String,
+    /// At most 1 000 characters.
+    description: Option<String>,
+    /// One of general (default), narration, conversational, news, characters, education.
+    category: Option<String>,
+    /// BCP 47 language tag (`en-US`, `de`).
+    language: String,
+    /// female, male or neutral.
+    gender: Option<String>,
+    /// The reference recording: WAV, MP3, OGG (Opus/Vorbis), FLAC or WebM, recognised by its
+    /// content; at most 20 MiB and within the configured duration bounds by default.
+    #[schema(value_type = String, format = Binary)]
+    sample: Vec<u8>,
+}
+
+/// A partial update of a custom voice's details; absent fields stay, `null` clears.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateVoice {
+    pub name: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub description: Option<Option<String>>,
+    pub category: Option<String>,
+    pub language: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub gender: Option<Option<String>>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListVoices {
+    /// `system` or `custom`; both when absent.
+    pub variant: Option<String>,
+    /// A language tag; `en` also matches `en-US`, `en-GB`, ….
+    pub language: Option<String>,
+    pub category: Option<String>,
+    /// Case-insensitive match on the name.
+    pub q: Option<String>,
+    /// Page size, 1 to 200 (default 50).
+    pub limit: Option<u64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+fn with_etag(mut response: HttpResponse, model: &voice::Model) -> HttpResponse {
+    if let Ok(value) = header::HeaderValue::from_str(&rest::etag(model.version)) {
+        response.headers_mut().insert(header::ETAG, value);
+    }
+    response
+}
+
+/// A BCP 47 tag in its usual case (`en-US`, `zh-Hant-TW`, `es-419`), or None if it is not one.
+pub fn normalize_language(tag: &str) -> Option<String> {
+    let tag = tag.trim();
+    if tag.is_empty() || tag.len() > 35 {
+        return None;
+    }
+    let mut parts = tag.split(['-', '_']);
+    let primary = parts.next()?;
+    if !(2..=3).contains(&primary.len()) || !primary.bytes().all(|b| b.is_ascii_alphabetic()) {
+        return None;
+    }
+    let mut out = primary.to_ascii_lowercase();
+    for part in parts {
+        let alpha = part.bytes().all(|b| b.is_ascii_alphabetic());
+        let normalized = match part.len() {
+            2 if alpha => part.to_ascii_uppercase(),
+            3 if part.bytes().all(|b| b.is_ascii_digit()) => part.to_owned(),
+            4 if alpha => {
+                let lower = part.to_ascii_lowercase();
+                lower[..1].to_ascii_uppercase() + &lower[1..]
+            }
+            1..=8 if part.bytes().all(|b| b.is_ascii_alphanumeric()) => part.to_ascii_lowercase(),
+            _ => return None,
+        };
+        out.push('-');
+        out.push_str(&normalized);
+    }
+    Some(out)
+}
+
+/// The espeak-ng voice that speaks for a custom voice: its language (regional where espeak
+/// has the region) with a male or female variant.
+pub fn espeak_voice_for(language: &str, gender: Option<&str>) -> String {
+    const REGIONAL: &[&str] = &[
+        "en-us", "en-gb", "en-029", "es-419", "pt-br", "fr-be", "fr-ch",
+    ];
+    let lower = language.to_ascii_lowercase();
+    let primary = lower.split('-').next().unwrap_or("en");
+    let base = if REGIONAL.contains(&lower.as_str()) {
+        lower.clone()
+    } else if primary == "zh" {
+        "cmn".to_owned()
+    } else {
+        primary.to_owned()
+    };
+    match gender {
+        Some("female") => format!("{base}+f3"),
+        Some("male") => format!("{base}+m3"),
+        _ => base,
+    }
+}
+
+fn check_choice(field: &str, value: &str, allowed: &[&str], errors: &mut Vec<FieldError>) {
+    if !allowed.contains(&value) {
+        errors.push(FieldError::new(
+            field,
+            format!("must be one of: {}", allowed.join(", ")),
+        ));
+    }
+}
+
+fn check_description(value: &str, errors: &mut Vec<FieldError>) {
+    if value.chars().count() > MAX_DESCRIPTION_CHARS {
+        errors.push(FieldError::new(
+            "description",
+            format!("must be at most {MAX_DESCRIPTION_CHARS} characters"),
+        ));
+    }
+}
+
+fn check_language(value: &str, errors: &mut Vec<FieldError>) -> String {
+    normalize_language(value).unwrap_or_else(|| {
+        errors.push(FieldError::new(
+            "language",
+            "must be a BCP 47 language tag such as en-US or de",
+        ));
+        String::new()
+    })
+}
+
+fn read_only_system_voice() -> ApiError {
+    ApiError::Forbidden {
+        permission: "none (system voices are read-only)".into(),
+        detail: "system voices are shared by every workspace and cannot be changed or deleted"
+            .into(),
+    }
+}
+
+fn multipart_error(err: MultipartError) -> ApiError {
+    match err {
+        MultipartError::ContentTypeMissing
+        | MultipartError::ContentTypeParse
+        | MultipartError::ContentTypeIncompatible
+        | MultipartError::BoundaryMissing => {
+            ApiError::UnsupportedMediaType("send the voice as multipart/form-data".into())
+        }
+        other => ApiError::bad_request("malformed_multipart", format!("malformed form: {other}")),
+    }
+}
+
+/// The fields of the creation form as sent.
+#[derive(Default)]
+struct VoiceForm {
+    text: std::collections::HashMap<String, String>,
+    sample: Option<Bytes>,
+    sample_too_large: bool,
+}
+
+/// Reads the form, keeping at most `max_sample` bytes of the sample. A larger sample is
+/// drained (up to a bound) so the client sees the 422 instead of a reset connection.
+async fn read_form(mut form: Multipart, max_sample: usize) -> Result<VoiceForm, ApiError> {
+    let drain_limit = max_sample.saturating_mul(2).saturating_add(1024 * 1024);
+    let mut out = VoiceForm::default();
+    let mut errors = vec![];
+    while let Some(mut field) = form.try_next().await.map_err(multipart_error)? {
+        let name = field.name().unwrap_or_default().to_owned();
+        let limit = if name == "sample" {
+            max_sample
+        } else {
+            MAX_TEXT_FIELD_BYTES
+        };
+        let mut buffer = BytesMut::new();
+        let mut seen = 0usize;
+        while let Some(chunk) = field.try_next().await.map_err(multipart_error)? {
+            seen += chunk.len();
+            if seen <= limit {
+                buffer.extend_from_slice(&chunk);
+            } else if seen > drain_limit {
+                return Err(ApiError::PayloadTooLarge { limit: max_sample });
+            }
+        }
+        match name.as_str() {
+            "sample" if seen > limit => out.sample_too_large = true,
+            "sample" => out.sample = Some(buffer.freeze()),
+            "name" | "description" | "category" | "language" | "gender" => {
+                if seen > limit {
+                    errors.push(FieldError::new(&name, "is too long"));
+                    continue;
+                }
+                match String::from_utf8(buffer.to_vec()) {
+                    Ok(text) => {
+                        out.text.insert(name, text);
+                    }
+                    Err(_) => errors.push(FieldError::new(&name, "must be UTF-8 text")),
+                }
+            }
+            other => errors.push(FieldError::new(
+                if other.is_empty() { "form" } else { other },
+                "is not a field of this form (expected name, description, category, language, gender, sample)",
+            )),
+        }
+    }
+    rest::reject_invalid(errors)?;
+    Ok(out)
+}
+
+/// Create a custom voice from a reference sample.
+#[utoipa::path(
+    post, path = "/v1/voices", tag = "voices",
+    security(("bearer" = [])),
+    request_body(content = CreateVoiceForm, content_type = "multipart/form-data"),
+    responses(
+        (status = 201, description = "Created", body = Voice, headers(("ETag" = String), ("Location" = String))),
+        (status = 400, description = "Malformed form", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 403, description = "Needs org:voices:write", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 413, description = "Far larger than the sample limit", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 415, description = "Not multipart/form-data", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields, or a sample that is not accepted audio (format, size, duration, truncated)", body = ProblemDetails, content_type = "application/problem+json"),
+    )
+)]
+pub async fn create(
+    state: web::Data<AppState>,
+    ctx: TenantContext,
+    form: Multipart,
+) -> Result<HttpResponse, ApiError> {
+    ctx.require(permissions::VOICES_WRITE)?;
+    let speech = &state.speech;
+    let form = read_form(form, speech.sample_max_bytes).await?;
+    let text = |name: &str| form.text.get(name).map(String::as_str);
+
+    let mut errors = vec![];
+    let name = match text("name") {
+        Some(name) => rest::trimmed("name", name, MAX_NAME_CHARS, &mut errors),
+        None => {
+            errors.push(FieldError::new("name", "is required"));
+            String::new()
+        }
+    };
+    let description = text("description")
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .map(str::to_owned);
+    if let Some(description) = &description {
+        check_description(description, &mut errors);
+    }
+    let category = text("category")
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .unwrap_or("general")
+        .to_owned();
+    check_choice("category", &category, CATEGORIES, &mut errors);
+    let language = match text("language") {
+        Some(language) => check_language(language, &mut errors),
+        None => {
+            errors.push(FieldError::new("language", "is required"));
+            String::new()
+        }
+    };
+    let gender = text("gender")
+        .map(str::trim)
+        .filter(|g| !g.is_empty())
+        .map(str::to_owned);
+    if let Some(gender) = &gender {
+        check_choice("gender", gender, GENDERS, &mut errors);
+    }
+
+    let mut sample_info = None;
+    if form.sample_too_large {
+        errors.push(FieldError::new(
+            "sample",
+            format!("is larger than {} bytes", speech.sample_max_bytes),
+        ));
+    } else {
+        match &form.sample {
+            None => errors.push(FieldError::new("sample", "is required (an audio file)")),
+            Some(bytes) if bytes.is_empty() => errors.push(FieldError::new("sample", "is empty")),
+            Some(bytes) => match inspect(bytes) {
+                Err(why) => errors.push(FieldError::new("sample", why.0)),
+                Ok(info) if info.duration < speech.sample_min => errors.push(FieldError::new(
+                    "sample",
+                    format!(
+                        "is {:.1} s long; at least {} s is needed",
+                        info.duration.as_secs_f64(),
+                        speech.sample_min.as_secs()
+                    ),
+                )),
+                Ok(info) if info.duration > speech.sample_max => errors.push(FieldError::new(
+                    "sample",
+                    format!(
+                        "is {:.1} s long; at most {} s is accepted",
+                        info.duration.as_secs_f64(),
+                        speech.sample_max.as_secs()
+                    ),
+                )),
+                Ok(info) => sample_info = Some(info),
+            },
+        }
+    }
+    rest::reject_invalid(errors)?;
+    let (Some(info), Some(sample)) = (sample_info, form.sample) else {
+        return Err(ApiError::internal("voice sample vanished after validation"));
+    };
+
+    let id = Uuid::now_v7();
+    let key = AudioStorage::voice_sample_key(&ctx.tenant_id, id).map_err(ApiError::internal)?;
+    let size = sample.len() as i64;
+    speech
+        .storage
+        .put(&key, sample)
+        .await
+        .map_err(ApiError::internal)?;
+
+    let now = Utc::now();
+    let row = voice::ActiveModel {
+        id: Set(id),
+        name: Set(name),
+        description: Set(description),
+        category: Set(category),
+        espeak_voice: Set(espeak_voice_for(&language, gender.as_deref())),
+        language: Set(language),
+        gender: Set(gender),
+        remote_voice: Set(None),
+        sample_key: Set(Some(key.clone())),
+        sample_content_type: Set(Some(info.format.content_type().to_owned())),
+        sample_bytes: Set(Some(size)),
+        sample_duration_ms: Set(Some(info.duration.as_millis() as i64)),
+        version: Set(1),
+        created_at: Set(now),
+        updated_at: Set(now),
+        ..Default::default()
+    };
+    let stored = async {
+        let db = ScopedDb::begin(&state, &ctx).await?;
+        let created = db.insert(row).await?;
+        db.commit().await?;
+        Ok::<_, ApiError>(created)
+    }
+    .await;
+    let created = match stored {
+        Ok(created) => created,
+        Err(err) => {
+            // Nothing stored for a voice that does not exist.
+            if let Err(e) = speech.storage.delete(&key).await {
+                tracing::warn!(key, error = %e, "could not remove the sample of a failed voice");
+            }
+            return Err(err);
+        }
+    };
+    let response = HttpResponse::Created()
+        .insert_header((header::LOCATION, format!("/v1/voices/{}", created.id)))
+        .json(Voice::from(created.clone()));
+    Ok(with_etag(response, &created))
+}
+
+/// List the system voices and this workspace's custom voices, newest first (custom voices
+/// come before the system library).
+#[utoipa::path(
+    get, path = "/v1/voices", tag = "voices",
+    security(("bearer" = [])),
+    params(ListVoices),
+    responses(
+        (status = 200, description = "A page of voices", body = Page<Voice>),
+        (status = 400, description = "Malformed query", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 403, description = "Needs org:voices:read", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid filters, limit or cursor", body = ProblemDetails, content_type = "application/problem+json"),
+    )
+)]
+pub async fn list(
+    state: web::Data<AppState>,
+    ctx: TenantContext,
+    query: web::Query<ListVoices>,
+) -> Result<HttpResponse, ApiError> {
+    ctx.require(permissions::VOICES_READ)?;
+    let mut errors = vec![];
+    let page = PageRequest::parse(query.limit, query.cursor.as_deref(), &mut errors);
+    if let Some(variant) = &query.variant {
+        check_choice("variant", variant, &["system", "custom"], &mut errors);
+    }
+    if let Some(category) = &query.category {
+        check_choice("category", category, CATEGORIES, &mut errors);
+    }
+    let language = query
+        .language
+        .as_deref()
+        .map(|l| check_language(l, &mut errors));
+    if let Some(q) = &query.q
+        && q.chars().count() > MAX_QUERY_CHARS
+    {
+        errors.push(FieldError::new(
+            "q",
+            format!("must be at most {MAX_QUERY_CHARS} characters"),
+        ));
+    }
+    rest::reject_invalid(errors)?;
+
+    let mut select = voice::Entity::find()
+        .order_by_desc(voice::Column::Id)
+        .limit(page.fetch());
+    if let Some(after) = page.after {
+        select = select.filter(voice::Column::Id.lt(after));
+    }
+    match query.variant.as_deref() {
+        Some("system") => select = select.filter(voice::Column::TenantId.is_null()),
+        Some("custom") => select = select.filter(voice::Column::TenantId.is_not_null()),
+        _ => {}
+    }
+    if let Some(category) = &query.category {
+        select = select.filter(voice::Column::Category.eq(category.as_str()));
+    }
+    if let Some(language) = language {
+        select = select.filter(
+            Condition::any()
+                .add(voice::Column::Language.eq(language.as_str()))
+                .add(voice::Column::Language.like(format!("{language}-%"))),
+        );
+    }
+    if let Some(q) = query.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
+        let escaped = q
+            .to_lowercase()
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        select = select.filter(
+            Condition::all().add(
+                Expr::expr(Func::lower(Expr::col(voice::Column::Name)))
+                    .like(LikeExpr::new(format!("%{escaped}%")).escape('\\')),
+            ),
+        );
+    }
+    let db = ScopedDb::begin(&state, &ctx).await?;
+    let rows = db.all(select).await?;
+    db.commit().await?;
+    Ok(HttpResponse::Ok().json(page.page(rows, |m| m.id, Voice::from)))
+}
+
+/// Get a voice (a system voice or one of this workspace's).
+#[utoipa::path(
+    get, path = "/v1/voices/{id}", tag = "voices",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Voice id")),
+    responses(
+        (status = 200, description = "The voice", body = Voice, headers(("ETag" = String))),
+        (status = 304, description = "Not modified (If-None-Match)"),
+        (status = 400, description = "Malformed id", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 403, description = "Needs org:voices:read", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 404, description = "No such voice for this workspace", body = ProblemDetails, content_type = "application/problem+json"),
+    )
+)]
+pub async fn get(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    ctx: TenantContext,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    ctx.require(permissions::VOICES_READ)?;
+    let db = ScopedDb::begin(&state, &ctx).await?;
+    let found = db
+        .get::<voice::Entity>(*id)
+        .await?
+        .ok_or(ApiError::NotFound("voice"))?;
+    db.commit().await?;
+    if rest::not_modified(&req, found.version) {
+        return Ok(with_etag(HttpResponse::NotModified().finish(), &found));
+    }
+    Ok(with_etag(
+        HttpResponse::Ok().json(Voice::from(found.clone())),
+        &found,
+    ))
+}
+
+/// Update a custom voice's details (the sample stays; create a new voice for a new sample).
+#[utoipa::path(
+    patch, path = "/v1/voices/{id}", tag = "voices",
+    security(("bearer" = [])),
+    params(
+        ("id" = Uuid, Path, description = "Voice id"),
+        ("If-Match" = Option<String>, Header, description = "ETag from a read; 412 when the voice changed since"),
+    ),
+    request_body = UpdateVoice,
+    responses(
+        (status = 200, description = "Updated", body = Voice, headers(("ETag" = String))),
+        (status = 400, description = "Malformed JSON or id", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 403, description = "Needs org:voices:write; system voices are read-only", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 404, description = "No such voice for this workspace", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 412, description = "The voice changed since it was read", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields", body = ProblemDetails, content_type = "application/problem+json"),
+    )
+)]
+pub async fn update(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    ctx: TenantContext,
+    id: web::Path<Uuid>,
+    body: web::Json<UpdateVoice>,
+) -> Result<HttpResponse, ApiError> {
+    ctx.require(permissions::VOICES_WRITE)?;
+    let precondition = Precondition::from_request(&req);
+    let input = body.into_inner();
+    let mut errors = vec![];
+    let name = input
+        .name
+        .as_deref()
+        .map(|n| rest::trimmed("name", n, MAX_NAME_CHARS, &mut errors));
+    if let Some(Some(description)) = &input.description {
+        check_description(description, &mut errors);
+    }
+    if let Some(category) = &input.category {
+        check_choice("category", category, CATEGORIES, &mut errors);
+    }
+    let language = input
+        .language
+        .as_deref()
+        .map(|l| check_language(l, &mut errors));
+    if let Some(Some(gender)) = &input.gender {
+        check_choice("gender", gender, GENDERS, &mut errors);
+    }
+    rest::reject_invalid(errors)?;
+
+    let db = ScopedDb::begin(&state, &ctx).await?;
+    let current = db
+        .get::<voice::Entity>(*id)
+        .await?
+        .ok_or(ApiError::NotFound("voice"))?;
+    if current.is_system() {
+        return Err(read_only_system_voice());
+    }
+    precondition.check(current.version)?;
+    let mut changes = voice::ActiveModel {
+        id: Set(current.id),
+        version: Set(current.version + 1),
+        updated_at: Set(Utc::now()),
+        ..Default::default()
+    };
+    if let Some(name) = name {
+        changes.name = Set(name);
+    }
+    if let Some(description) = input.description {
+        changes.description = Set(description
+            .map(|d| d.trim().to_owned())
+            .filter(|d| !d.is_empty()));
+    }
+    if let Some(category) = input.category {
+        changes.category = Set(category);
+    }
+    let new_language = language.unwrap_or_else(|| current.language.clone());
+    let new_gender = input
+        .gender
+        .clone()
+        .unwrap_or_else(|| current.gender.clone());
+    changes.espeak_voice = Set(espeak_voice_for(&new_language, new_gender.as_deref()));
+    changes.language = Set(new_language);
+    changes.gender = Set(new_gender);
+    let updated = db
+        .update(
+            changes,
+            Condition::all().add(voice::Column::Version.eq(current.version)),
+        )
+        .await?
+        .ok_or(ApiError::PreconditionFailed)?;
+    db.commit().await?;
+    Ok(with_etag(
+        HttpResponse::Ok().json(Voice::from(updated.clone())),
+        &updated,
+    ))
+}
+
+/// Delete a custom voice and its stored sample. Generations made with it keep their audio.
+#[utoipa::path(
+    delete, path = "/v1/voices/{id}", tag = "voices",
+    security(("bearer" = [])),
+    params(
+        ("id" = Uuid, Path, description = "Voice id"),
+        ("If-Match" = Option<String>, Header, description = "ETag from a read; 412 when the voice changed since"),
+    ),
+    responses(
+        (status = 204, description = "Deleted, with its sample"),
+        (status = 400, description = "Malformed id", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 403, description = "Needs org:voices:delete; system voices are read-only", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 404, description = "No such voice for this workspace", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 412, description = "The voice changed since it was read", body = ProblemDetails, content_type = "application/problem+json"),
+    )
+)]
+pub async fn delete(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    ctx: TenantContext,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    ctx.require(permissions::VOICES_DELETE)?;
+    let precondition = Precondition::from_request(&req);
+    let db = ScopedDb::begin(&state, &ctx).await?;
+    let current = db
+        .get::<voice::Entity>(*id)
+        .await?
+        .ok_or(ApiError::NotFound("voice"))?;
+    if current.is_system() {
+        return Err(read_only_system_voice());
+    }
+    precondition.check(current.version)?;
+    // The sample goes first: a failure leaves the voice in place, and the delete can be retried.
+    if let Some(key) = &current.sample_key {
+        state
+            .speech
+            .storage
+            .delete(key)
+            .await
+            .map_err(ApiError::internal)?;
+    }
+    let deleted = db
+        .delete(
+            voice::Entity::delete_many()
+                .filter(voice::Column::Id.eq(current.id))
+                .filter(voice::Column::Version.eq(current.version)),
+        )
+        .await?;
+    if deleted == 0 {
+        return Err(ApiError::PreconditionFailed);
+    }
+    db.commit().await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Stream a custom voice's reference sample (`Range` supported).
+#[utoipa::path(
+    get, path = "/v1/voices/{id}/sample", tag = "voices",
+    security(("bearer" = [])),
+    params(
+        ("id" = Uuid, Path, description = "Voice id"),
+        ("Range" = Option<String>, Header, description = "`bytes=start-end`, `bytes=start-` or `bytes=-suffix`"),
+    ),
+    responses(
+        (status = 200, description = "The whole sample", content_type = "audio/*", body = Vec<u8>,
+            headers(("Content-Length" = u64), ("Accept-Ranges" = String))),
+        (status = 206, description = "The requested range", content_type = "audio/*", body = Vec<u8>,
+            headers(("Content-Range" = String), ("Content-Length" = u64))),
+        (status = 401, description = "Missing or invalid token", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 403, description = "Needs org:voices:read", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 404, description = "No such voice, or it has no sample", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 416, description = "The range is outside the sample", body = ProblemDetails, content_type = "application/problem+json"),
+    )
+)]
+pub async fn sample(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    ctx: TenantContext,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    ctx.require(permissions::VOICES_READ)?;
+    let db = ScopedDb::begin(&state, &ctx).await?;
+    let found = db
+        .get::<voice::Entity>(*id)
+        .await?
+        .ok_or(ApiError::NotFound("voice"))?;
+    db.commit().await?;
+    let (Some(key), Some(content_type)) = (&found.sample_key, &found.sample_content_type) else {
+        return Err(ApiError::NotFound("voice sample"));
+    };
+    audio::serve(
+        &req,
+        &state.speech.storage,
+        key,
+        content_type,
+        &format!("{}-sample", found.id),
+    )
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn language_tags_are_normalised() {
+        assert_eq!(normalize_language("en-us").as_deref(), Some("en-US"));
+        assert_eq!(normalize_language("DE").as_deref(), Some("de"));
+        assert_eq!(
+            normalize_language("zh-hant-tw").as_deref(),
+            Some("zh-Hant-TW")
+        );
+        assert_eq!(normalize_language("es-419").as_deref(), Some("es-419"));
+        assert_eq!(normalize_language("english"), None);
+        assert_eq!(normalize_language("en-US; rm -rf"), None);
+    }
+
+    #[test]
+    fn espeak_voices_follow_language_and_gender() {
+        assert_eq!(espeak_voice_for("en-US", Some("female")), "en-us+f3");
+        assert_eq!(espeak_voice_for("de-DE", Some("male")), "de+m3");
+        assert_eq!(espeak_voice_for("fr", None), "fr");
+    }
+}

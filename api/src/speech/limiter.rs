@@ -1,0 +1,97 @@
+//! How many syntheses may run at once: a limit for the whole process, so the machine is not
+//! overrun, and a smaller one per workspace, so one workspace cannot starve the others.
+//!
+//! Callers do not queue: beyond either limit the request answers 429 with `Retry-After`, which
+//! keeps HTTP workers free and lets clients back off.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::error::ApiError;
+
+pub struct SynthesisLimiter {
+    global: Arc<Semaphore>,
+    per_tenant: usize,
+    running: Arc<Mutex<HashMap<String, usize>>>,
+    retry_after: Duration,
+}
+
+/// Held while a synthesis runs; releases both limits when dropped.
+pub struct SynthesisPermit {
+    _global: OwnedSemaphorePermit,
+    tenant: String,
+    running: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+impl Drop for SynthesisPermit {
+    fn drop(&mut self) {
+        let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(count) = running.get_mut(&self.tenant) {
+            *count -= 1;
+            if *count == 0 {
+                running.remove(&self.tenant);
+            }
+        }
+    }
+}
+
+impl SynthesisLimiter {
+    pub fn new(max_concurrency: usize, max_per_tenant: usize, retry_after: Duration) -> Self {
+        SynthesisLimiter {
+            global: Arc::new(Semaphore::new(max_concurrency)),
+            per_tenant: max_per_tenant,
+            running: Arc::new(Mutex::new(HashMap::new())),
+            retry_after,
+        }
+    }
+
+    /// A permit for one synthesis for `tenant`, or 429.
+    pub fn acquire(&self, tenant: &str) -> Result<SynthesisPermit, ApiError> {
+        let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        let count = running.get(tenant).copied().unwrap_or(0);
+        if count >= self.per_tenant {
+            return Err(ApiError::TooManyRequests {
+                detail: format!(
+                    "this workspace already has {count} speech generations in progress (the limit); retry shortly"
+                ),
+                retry_after: self.retry_after,
+            });
+        }
+        let global =
+            self.global
+                .clone()
+                .try_acquire_owned()
+                .map_err(|_| ApiError::TooManyRequests {
+                    detail: "the speech service is at capacity; retry shortly".into(),
+                    retry_after: self.retry_after,
+                })?;
+        running.insert(tenant.to_owned(), count + 1);
+        Ok(SynthesisPermit {
+            _global: global,
+            tenant: tenant.to_owned(),
+            running: self.running.clone(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_tenant_and_global_limits() {
+        let limiter = SynthesisLimiter::new(3, 2, Duration::from_secs(1));
+        let a1 = limiter.acquire("org_a").unwrap();
+        let _a2 = limiter.acquire("org_a").unwrap();
+        assert!(limiter.acquire("org_a").is_err());
+        let _b1 = limiter.acquire("org_b").unwrap();
+        assert!(limiter.acquire("org_c").is_err(), "global limit");
+        drop(a1);
+        assert!(limiter.acquire("org_c").is_ok());
+    }
+}
