@@ -560,6 +560,11 @@ async fn invalid_samples_are_rejected_and_nothing_is_stored() {
     for field in ["name", "language", "category", "gender", "sample"] {
         assert!(fields.contains(&field), "{field} in {fields:?}");
     }
+    // A form with far more parts than it needs.
+    let many: Vec<(&str, &str)> = std::iter::repeat_n(("name", "again"), 40).collect();
+    post_form(&app, &token, form(&many, None))
+        .await
+        .assert_problem(422, "validation_failed");
     // Not multipart at all.
     app.post("/v1/voices", &token, json!({"name": "x"}))
         .await

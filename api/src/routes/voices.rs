@@ -32,6 +32,8 @@ pub const MAX_DESCRIPTION_CHARS: usize = 1_000;
 pub const MAX_QUERY_CHARS: usize = 200;
 /// Largest text field of the multipart form.
 const MAX_TEXT_FIELD_BYTES: usize = 16 * 1024;
+/// Most parts a creation form may have (it needs six); bounds the work a hostile form causes.
+const MAX_FORM_PARTS: usize = 16;
 
 /// What a voice is for; filters the library.
 pub const CATEGORIES: &[&str] = &[
@@ -277,7 +279,15 @@ async fn read_form(mut form: Multipart, max_sample: usize) -> Result<VoiceForm, 
     let drain_limit = max_sample.saturating_mul(2).saturating_add(1024 * 1024);
     let mut out = VoiceForm::default();
     let mut errors = vec![];
+    let mut parts = 0usize;
     while let Some(mut field) = form.try_next().await.map_err(multipart_error)? {
+        parts += 1;
+        if parts > MAX_FORM_PARTS {
+            return Err(ApiError::field(
+                "form",
+                format!("has more than {MAX_FORM_PARTS} parts"),
+            ));
+        }
         let name = field.name().unwrap_or_default().to_owned();
         let limit = if name == "sample" {
             max_sample
