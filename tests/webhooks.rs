@@ -603,6 +603,94 @@ async fn seed_workspace(app: &TestApp, token: &str) {
     }
 }
 
+/// A mono 16-bit PCM WAV tone of `secs` seconds (a valid voice sample).
+fn wav(secs: f64) -> Vec<u8> {
+    let rate: u32 = 16_000;
+    let n = (rate as f64 * secs) as usize;
+    let data: Vec<u8> = (0..n)
+        .flat_map(|i| (((i as f64 * 0.07).sin() * 9000.0) as i16).to_le_bytes())
+        .collect();
+    let mut out = Vec::new();
+    out.extend_from_slice(b"RIFF");
+    out.extend_from_slice(&(36 + data.len() as u32).to_le_bytes());
+    out.extend_from_slice(b"WAVEfmt ");
+    out.extend_from_slice(&16u32.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes());
+    out.extend_from_slice(&rate.to_le_bytes());
+    out.extend_from_slice(&(rate * 2).to_le_bytes());
+    out.extend_from_slice(&2u16.to_le_bytes());
+    out.extend_from_slice(&16u16.to_le_bytes());
+    out.extend_from_slice(b"data");
+    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    out.extend_from_slice(&data);
+    out
+}
+
+/// Creates a custom voice (a stored sample) and a generation (stored audio), through the API.
+async fn seed_audio(app: &TestApp, token: &str) {
+    const BOUNDARY: &str = "resonance-webhooks-boundary";
+    let mut body = Vec::new();
+    for (name, value) in [("name", "Narrator"), ("language", "en-us")] {
+        body.extend_from_slice(
+            format!(
+                "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+            )
+            .as_bytes(),
+        );
+    }
+    body.extend_from_slice(
+        format!(
+            "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"sample\"; filename=\"me.wav\"\r\nContent-Type: audio/wav\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    body.extend_from_slice(&wav(2.0));
+    body.extend_from_slice(format!("\r\n--{BOUNDARY}--\r\n").as_bytes());
+    let voice = Reply::from(
+        app.request(reqwest::Method::POST, "/v1/voices", token)
+            .header(
+                "content-type",
+                format!("multipart/form-data; boundary={BOUNDARY}"),
+            )
+            .body(body)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(voice.status, 201, "{}", voice.json);
+    let system = app.get("/v1/voices?variant=system&limit=1", token).await;
+    assert_eq!(system.status, 200, "{}", system.json);
+    let voice_id = system.json["data"][0]["id"].as_str().unwrap().to_owned();
+    let generation = app
+        .post(
+            "/v1/generations",
+            token,
+            json!({"voice_id": voice_id, "text": "Goodbye."}),
+        )
+        .await;
+    assert_eq!(generation.status, 201, "{}", generation.json);
+}
+
+/// Stored objects of a tenant (files of the local audio store under the data directory).
+fn stored_objects(app: &TestApp, tenant: &str) -> usize {
+    fn walk(dir: &std::path::Path) -> usize {
+        std::fs::read_dir(dir)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .map(|e| {
+                        let path = e.path();
+                        if path.is_dir() { walk(&path) } else { 1 }
+                    })
+                    .sum()
+            })
+            .unwrap_or(0)
+    }
+    walk(&app.data_path().join("audio").join("tenants").join(tenant))
+}
+
 #[tokio::test]
 async fn deleting_an_organization_removes_everything_it_owns_and_nothing_else() {
     let app = spawn().await;
@@ -610,6 +698,8 @@ async fn deleting_an_organization_removes_everything_it_owns_and_nothing_else() 
     let b = app.token(TokenSpec::org("org_b", "admin"));
     seed_workspace(&app, &a).await;
     seed_workspace(&app, &b).await;
+    seed_audio(&app, &a).await;
+    seed_audio(&app, &b).await;
     for org in ["org_a", "org_b"] {
         deliver_ok(
             &app,
@@ -635,12 +725,22 @@ async fn deleting_an_organization_removes_everything_it_owns_and_nothing_else() 
     for table in tables {
         before_b.push(count_for(&app, table, "org_b").await);
     }
-    for table in ["projects", "tasks", "memberships"] {
+    for table in tables {
         assert!(
             count_for(&app, table, "org_a").await > 0,
             "{table} seeded for org_a"
         );
     }
+    assert_eq!(
+        stored_objects(&app, "org_a"),
+        2,
+        "a sample and a generation"
+    );
+    let objects_b = stored_objects(&app, "org_b");
+    assert_eq!(objects_b, 2);
+    let system_voices = "SELECT COUNT(*) FROM voices WHERE tenant_id IS NULL";
+    let system_voices_before = scalar(&app, system_voices).await;
+    assert!(system_voices_before > 0);
 
     deliver_ok(
         &app,
@@ -657,6 +757,13 @@ async fn deleting_an_organization_removes_everything_it_owns_and_nothing_else() 
             "{table} of org_b"
         );
     }
+    assert_eq!(stored_objects(&app, "org_a"), 0, "no audio of org_a stays");
+    assert_eq!(stored_objects(&app, "org_b"), objects_b);
+    assert_eq!(
+        scalar(&app, system_voices).await,
+        system_voices_before,
+        "shared system voices stay"
+    );
     assert_eq!(
         stored(&app, "SELECT id FROM tenants WHERE id = 'org_a'").await,
         None
@@ -711,6 +818,9 @@ async fn deleting_a_user_removes_their_personal_workspace_and_keeps_org_rows() {
     let in_org = app.token(TokenSpec::org("org_team", "member").user("user_dora"));
     seed_workspace(&app, &personal).await;
     seed_workspace(&app, &in_org).await;
+    seed_audio(&app, &personal).await;
+    seed_audio(&app, &in_org).await;
+    assert_eq!(stored_objects(&app, "user_dora"), 2);
     deliver_ok(
         &app,
         &user("user.created", "user_dora", "Dora", 2_000),
@@ -747,6 +857,13 @@ async fn deleting_a_user_removes_their_personal_workspace_and_keeps_org_rows() {
         "the org owns them"
     );
     assert_eq!(count_for(&app, "projects", "org_team").await, 1);
+    assert_eq!(count_for(&app, "voices", "org_team").await, 1);
+    assert_eq!(
+        stored_objects(&app, "user_dora"),
+        0,
+        "personal audio is gone"
+    );
+    assert_eq!(stored_objects(&app, "org_team"), 2, "the org's audio stays");
     assert_eq!(
         scalar(
             &app,

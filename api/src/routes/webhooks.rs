@@ -452,11 +452,14 @@ async fn delete_tenant(
     Ok(DeliveryOutcome::Applied)
 }
 
-/// Deletes every stored object (audio samples and generations) under the tenant's prefix.
-async fn delete_tenant_objects(_state: &AppState, _tenant_id: &str) -> Result<(), ApiError> {
-    // AUDIO STORAGE (issue 5): when `AudioStorage` lands in api/src/speech, call its
-    // delete-everything-under-the-tenant-prefix method here, e.g.
-    // `state.storage.delete_tenant(tenant_id).await?`, and add `voices` and `generations` to
-    // `lifecycle::TENANT_OWNED_TABLES` (children first).
+/// Deletes every stored object (voice samples and generated audio) under the tenant's prefix.
+async fn delete_tenant_objects(state: &AppState, tenant_id: &str) -> Result<(), ApiError> {
+    let objects = state
+        .speech
+        .storage
+        .delete_tenant(tenant_id)
+        .await
+        .map_err(ApiError::internal)?;
+    tracing::info!(target: "resonance::webhooks", tenant = tenant_id, objects, "deleted stored audio");
     Ok(())
 }

@@ -38,7 +38,8 @@ pub const SYSTEM_PRINCIPAL: &str = "system:clerk-webhook";
 /// Every tenant-owned table, children before parents: deleting a tenant empties each of these
 /// for it. A test compares this list with the schema (every table with a `tenant_id` column),
 /// so a new tenant-owned table cannot be forgotten here.
-pub const TENANT_OWNED_TABLES: &[&str] = &["tasks", "projects", "memberships"];
+pub const TENANT_OWNED_TABLES: &[&str] =
+    &["generations", "voices", "tasks", "projects", "memberships"];
 
 /// Whether a conditional write took effect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -205,8 +206,9 @@ impl TenantAdmin {
     }
 
     /// Removes the handle's tenant and everything it owns (every table in
-    /// [`TENANT_OWNED_TABLES`]), and leaves a tombstone so it cannot come back. Stored objects
-    /// (audio) are the caller's to delete before committing.
+    /// [`TENANT_OWNED_TABLES`]; shared system voices have no tenant and are untouched), and
+    /// leaves a tombstone so it cannot come back. Stored objects (audio) are the caller's to
+    /// delete before committing.
     pub async fn delete_tenant(&self) -> Result<DeletedRows, ApiError> {
         let tenant_id = self.tenant()?.to_owned();
         let mut deleted = Vec::with_capacity(TENANT_OWNED_TABLES.len());
