@@ -36,10 +36,20 @@ async fn committed_openapi_document_is_current() {
 #[tokio::test]
 async fn openapi_json_is_served_with_a_bearer_scheme() {
     let app = TestApp::spawn().await;
-    let reply = Reply::from(app.client.get(app.url("/openapi.json")).send().await.unwrap()).await;
+    let reply = Reply::from(
+        app.client
+            .get(app.url("/openapi.json"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(reply.status, 200);
     assert_eq!(reply.json["openapi"], "3.1.0");
-    assert_eq!(reply.json["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
+    assert_eq!(
+        reply.json["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
     assert!(reply.json["paths"]["/v1/me"]["get"].is_object());
 }
 
@@ -61,7 +71,14 @@ async fn docs_work_offline_from_vendored_assets() {
 #[tokio::test]
 async fn unknown_path_is_a_404_problem() {
     let app = TestApp::spawn().await;
-    let reply = Reply::from(app.client.get(app.url("/no/such/thing")).send().await.unwrap()).await;
+    let reply = Reply::from(
+        app.client
+            .get(app.url("/no/such/thing"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     reply.assert_problem(404, "not_found");
 }
 
@@ -123,7 +140,10 @@ async fn cors_allows_only_configured_origins() {
     let refused = Reply::from(preflight("http://evil.example.test").await.unwrap()).await;
     assert!(refused.headers.get("access-control-allow-origin").is_none());
     assert!(refused.status >= 400 && refused.status < 500);
-    assert_eq!(refused.header("content-type"), Some("application/problem+json"));
+    assert_eq!(
+        refused.header("content-type"),
+        Some("application/problem+json")
+    );
 }
 
 #[tokio::test]
@@ -155,7 +175,8 @@ async fn readyz_goes_503_while_the_database_is_gone_and_recovers() {
         args.database_url = Some(via_proxy);
     })
     .await;
-    let readyz = || async { Reply::from(app.client.get(app.url("/readyz")).send().await.unwrap()).await };
+    let readyz =
+        || async { Reply::from(app.client.get(app.url("/readyz")).send().await.unwrap()).await };
 
     assert_eq!(readyz().await.status, 200);
     proxy.cut();
@@ -163,7 +184,9 @@ async fn readyz_goes_503_while_the_database_is_gone_and_recovers() {
     down.assert_problem(503, "service_unavailable");
     assert!(down.header("retry-after").is_some());
     assert_eq!(
-        Reply::from(app.client.get(app.url("/healthz")).send().await.unwrap()).await.status,
+        Reply::from(app.client.get(app.url("/healthz")).send().await.unwrap())
+            .await
+            .status,
         200,
         "liveness does not depend on the database"
     );

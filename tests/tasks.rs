@@ -12,7 +12,9 @@ fn admin(org: &str) -> TokenSpec {
 }
 
 async fn create_project(app: &TestApp, token: &str, name: &str) -> Value {
-    let reply = app.post("/v1/projects", token, json!({ "name": name })).await;
+    let reply = app
+        .post("/v1/projects", token, json!({ "name": name }))
+        .await;
     assert_eq!(reply.status, 201, "{}", reply.json);
     reply.json
 }
@@ -55,7 +57,10 @@ async fn task_lifecycle_in_a_project_and_the_inbox() {
     assert_eq!(created.status, 201, "{}", created.json);
     let task = &created.json;
     let id = task["id"].as_str().unwrap();
-    assert_eq!(created.header("location"), Some(format!("/v1/tasks/{id}").as_str()));
+    assert_eq!(
+        created.header("location"),
+        Some(format!("/v1/tasks/{id}").as_str())
+    );
     assert!(created.header("etag").is_some());
     assert_eq!(task["project_id"], project["id"]);
     assert_eq!(task["completed"], false);
@@ -64,11 +69,23 @@ async fn task_lifecycle_in_a_project_and_the_inbox() {
     assert_eq!(task["created_by_user_id"], "user_alice");
 
     // Complete it: completed_at is set; reopen: cleared.
-    let done = app.patch(&format!("/v1/tasks/{id}"), &token, json!({ "completed": true })).await;
+    let done = app
+        .patch(
+            &format!("/v1/tasks/{id}"),
+            &token,
+            json!({ "completed": true }),
+        )
+        .await;
     assert_eq!(done.status, 200, "{}", done.json);
     assert_eq!(done.json["completed"], true);
     assert!(done.json["completed_at"].is_string());
-    let reopened = app.patch(&format!("/v1/tasks/{id}"), &token, json!({ "completed": false })).await;
+    let reopened = app
+        .patch(
+            &format!("/v1/tasks/{id}"),
+            &token,
+            json!({ "completed": false }),
+        )
+        .await;
     assert_eq!(reopened.json["completed_at"], Value::Null);
 
     // Move to the inbox, clear the description, keep the rest.
@@ -106,25 +123,51 @@ async fn project_crud_and_deleting_a_project_deletes_its_tasks() {
     let doomed = create_project(&app, &token, "Doomed").await;
     let kept = create_project(&app, &token, "Kept").await;
     for i in 0..3 {
-        create_task(&app, &token, json!({ "title": format!("doomed {i}"), "project_id": doomed["id"] })).await;
+        create_task(
+            &app,
+            &token,
+            json!({ "title": format!("doomed {i}"), "project_id": doomed["id"] }),
+        )
+        .await;
     }
-    create_task(&app, &token, json!({ "title": "kept", "project_id": kept["id"] })).await;
+    create_task(
+        &app,
+        &token,
+        json!({ "title": "kept", "project_id": kept["id"] }),
+    )
+    .await;
     create_task(&app, &token, json!({ "title": "inbox" })).await;
     assert_eq!(app.db.count("tasks").await, 5);
 
     let renamed = app
-        .patch(&format!("/v1/projects/{}", doomed["id"].as_str().unwrap()), &token, json!({ "name": "Doomed!" }))
+        .patch(
+            &format!("/v1/projects/{}", doomed["id"].as_str().unwrap()),
+            &token,
+            json!({ "name": "Doomed!" }),
+        )
         .await;
     assert_eq!(renamed.status, 200);
     assert_eq!(renamed.json["name"], "Doomed!");
 
     let list = app.get("/v1/projects", &token).await;
     assert_eq!(list.status, 200);
-    assert_eq!(ids(&list.json), vec![kept["id"].as_str().unwrap(), doomed["id"].as_str().unwrap()]);
+    assert_eq!(
+        ids(&list.json),
+        vec![kept["id"].as_str().unwrap(), doomed["id"].as_str().unwrap()]
+    );
 
-    let deleted = app.delete(&format!("/v1/projects/{}", doomed["id"].as_str().unwrap()), &token).await;
+    let deleted = app
+        .delete(
+            &format!("/v1/projects/{}", doomed["id"].as_str().unwrap()),
+            &token,
+        )
+        .await;
     assert_eq!(deleted.status, 204);
-    assert_eq!(app.db.count("tasks").await, 2, "the project's tasks went with it");
+    assert_eq!(
+        app.db.count("tasks").await,
+        2,
+        "the project's tasks went with it"
+    );
     assert_eq!(app.db.count("projects").await, 1);
     let remaining = app.get("/v1/tasks", &token).await;
     let titles: HashSet<&str> = remaining.json["data"]
@@ -141,11 +184,30 @@ async fn filters_select_the_right_tasks() {
     let app = TestApp::spawn().await;
     let token = app.token(admin("org_acme"));
     let project = create_project(&app, &token, "P").await;
-    let a = create_task(&app, &token, json!({ "title": "Buy MILK", "project_id": project["id"] })).await;
-    let b = create_task(&app, &token, json!({ "title": "100% done_ish", "assignee_user_id": "user_bob" })).await;
-    let c = create_task(&app, &token, json!({ "title": "milkshake", "assignee_user_id": "user_bob" })).await;
-    app.patch(&format!("/v1/tasks/{}", c["id"].as_str().unwrap()), &token, json!({ "completed": true }))
-        .await;
+    let a = create_task(
+        &app,
+        &token,
+        json!({ "title": "Buy MILK", "project_id": project["id"] }),
+    )
+    .await;
+    let b = create_task(
+        &app,
+        &token,
+        json!({ "title": "100% done_ish", "assignee_user_id": "user_bob" }),
+    )
+    .await;
+    let c = create_task(
+        &app,
+        &token,
+        json!({ "title": "milkshake", "assignee_user_id": "user_bob" }),
+    )
+    .await;
+    app.patch(
+        &format!("/v1/tasks/{}", c["id"].as_str().unwrap()),
+        &token,
+        json!({ "completed": true }),
+    )
+    .await;
     let id = |v: &Value| v["id"].as_str().unwrap().to_owned();
 
     let query = |q: &str| {
@@ -155,13 +217,23 @@ async fn filters_select_the_right_tasks() {
         async move { ids(&app.get(&format!("/v1/tasks?{q}"), &token).await.json) }
     };
     assert_eq!(query("inbox=true").await, vec![id(&c), id(&b)]);
-    assert_eq!(query(&format!("project_id={}", id(&project))).await, vec![id(&a)]);
+    assert_eq!(
+        query(&format!("project_id={}", id(&project))).await,
+        vec![id(&a)]
+    );
     assert_eq!(query("completed=true").await, vec![id(&c)]);
     assert_eq!(query("completed=false").await, vec![id(&b), id(&a)]);
-    assert_eq!(query("q=milk").await, vec![id(&c), id(&a)], "case-insensitive");
+    assert_eq!(
+        query("q=milk").await,
+        vec![id(&c), id(&a)],
+        "case-insensitive"
+    );
     assert_eq!(query("q=%25").await, vec![id(&b)], "% is taken literally");
     assert_eq!(query("q=_").await, vec![id(&b)], "_ is taken literally");
-    assert_eq!(query("assignee_user_id=user_bob&completed=false").await, vec![id(&b)]);
+    assert_eq!(
+        query("assignee_user_id=user_bob&completed=false").await,
+        vec![id(&b)]
+    );
 }
 
 #[tokio::test]
@@ -174,9 +246,18 @@ async fn validation_errors_list_the_fields_and_change_nothing() {
     let cases = [
         (json!({ "title": "   " }), "title"),
         (json!({ "title": "x".repeat(501) }), "title"),
-        (json!({ "title": "ok", "description": "d".repeat(10_001) }), "description"),
-        (json!({ "title": "ok", "project_id": foreign_project["id"] }), "project_id"),
-        (json!({ "title": "ok", "assignee_user_id": "bob" }), "assignee_user_id"),
+        (
+            json!({ "title": "ok", "description": "d".repeat(10_001) }),
+            "description",
+        ),
+        (
+            json!({ "title": "ok", "project_id": foreign_project["id"] }),
+            "project_id",
+        ),
+        (
+            json!({ "title": "ok", "assignee_user_id": "bob" }),
+            "assignee_user_id",
+        ),
     ];
     for (body, field) in cases {
         let reply = app.post("/v1/tasks", &token, body.clone()).await;
@@ -190,16 +271,29 @@ async fn validation_errors_list_the_fields_and_change_nothing() {
         json!({}),
         json!({ "title": "ok", "due_at": "tomorrow" }),
     ] {
-        app.post("/v1/tasks", &token, body).await.assert_problem(422, "validation_failed");
+        app.post("/v1/tasks", &token, body)
+            .await
+            .assert_problem(422, "validation_failed");
     }
-    let project = app.post("/v1/projects", &token, json!({ "name": "" })).await;
-    assert_eq!(project.assert_problem(422, "validation_failed")["errors"][0]["field"], "name");
-    let long = app.post("/v1/projects", &token, json!({ "name": "n".repeat(201) })).await;
+    let project = app
+        .post("/v1/projects", &token, json!({ "name": "" }))
+        .await;
+    assert_eq!(
+        project.assert_problem(422, "validation_failed")["errors"][0]["field"],
+        "name"
+    );
+    let long = app
+        .post("/v1/projects", &token, json!({ "name": "n".repeat(201) }))
+        .await;
     long.assert_problem(422, "validation_failed");
 
     // Several problems at once are all listed.
     let reply = app
-        .post("/v1/tasks", &token, json!({ "title": "", "description": "d".repeat(10_001) }))
+        .post(
+            "/v1/tasks",
+            &token,
+            json!({ "title": "", "description": "d".repeat(10_001) }),
+        )
         .await;
     let fields: Vec<&str> = reply.assert_problem(422, "validation_failed")["errors"]
         .as_array()
@@ -209,7 +303,12 @@ async fn validation_errors_list_the_fields_and_change_nothing() {
         .collect();
     assert_eq!(fields, vec!["title", "description"]);
 
-    for q in ["limit=0", "limit=201", "cursor=not-a-cursor", "inbox=true&project_id=0190b0a0-0000-7000-8000-000000000000"] {
+    for q in [
+        "limit=0",
+        "limit=201",
+        "cursor=not-a-cursor",
+        "inbox=true&project_id=0190b0a0-0000-7000-8000-000000000000",
+    ] {
         app.get(&format!("/v1/tasks?{q}"), &token)
             .await
             .assert_problem(422, "validation_failed");
@@ -232,19 +331,42 @@ async fn malformed_requests_are_4xx_problems() {
         }
         async move { Reply::from(request.send().await.unwrap()).await }
     };
-    send(Method::POST, "/v1/tasks", Some("application/json"), b"{\"title\": ".to_vec())
-        .await
-        .assert_problem(400, "malformed_json");
-    send(Method::POST, "/v1/tasks", Some("text/plain"), b"{\"title\":\"x\"}".to_vec())
-        .await
-        .assert_problem(415, "unsupported_media_type");
-    send(Method::POST, "/v1/tasks", None, b"{\"title\":\"x\"}".to_vec())
-        .await
-        .assert_problem(415, "unsupported_media_type");
-    let huge = format!("{{\"title\":\"x\",\"description\":\"{}\"}}", "a".repeat(1024 * 1024 + 10));
-    send(Method::POST, "/v1/tasks", Some("application/json"), huge.into_bytes())
-        .await
-        .assert_problem(413, "payload_too_large");
+    send(
+        Method::POST,
+        "/v1/tasks",
+        Some("application/json"),
+        b"{\"title\": ".to_vec(),
+    )
+    .await
+    .assert_problem(400, "malformed_json");
+    send(
+        Method::POST,
+        "/v1/tasks",
+        Some("text/plain"),
+        b"{\"title\":\"x\"}".to_vec(),
+    )
+    .await
+    .assert_problem(415, "unsupported_media_type");
+    send(
+        Method::POST,
+        "/v1/tasks",
+        None,
+        b"{\"title\":\"x\"}".to_vec(),
+    )
+    .await
+    .assert_problem(415, "unsupported_media_type");
+    let huge = format!(
+        "{{\"title\":\"x\",\"description\":\"{}\"}}",
+        "a".repeat(1024 * 1024 + 10)
+    );
+    send(
+        Method::POST,
+        "/v1/tasks",
+        Some("application/json"),
+        huge.into_bytes(),
+    )
+    .await
+    .assert_problem(413, "payload_too_large");
     send(Method::GET, "/v1/tasks/not-a-uuid", None, vec![])
         .await
         .assert_problem(400, "invalid_path_parameter");
@@ -261,7 +383,9 @@ async fn body_limit_is_configurable() {
     app.post("/v1/tasks", &token, json!({ "title": "t".repeat(100) }))
         .await
         .assert_problem(413, "payload_too_large");
-    let ok = app.post("/v1/tasks", &token, json!({ "title": "short" })).await;
+    let ok = app
+        .post("/v1/tasks", &token, json!({ "title": "short" }))
+        .await;
     assert_eq!(ok.status, 201);
 }
 
@@ -314,7 +438,11 @@ async fn etags_and_if_match_guard_against_lost_updates() {
     )
     .await;
     stale_delete.assert_problem(412, "precondition_failed");
-    assert_eq!(app.get(&path, &token).await.json["title"], "v2", "stale writes changed nothing");
+    assert_eq!(
+        app.get(&path, &token).await.json["title"],
+        "v2",
+        "stale writes changed nothing"
+    );
 
     let fresh_delete = app
         .request(Method::DELETE, &path, &token)
@@ -330,7 +458,12 @@ async fn another_tenants_ids_answer_404_everywhere() {
     let app = TestApp::spawn().await;
     let owner = app.token(admin("org_owner"));
     let project = create_project(&app, &owner, "Secret project").await;
-    let task = create_task(&app, &owner, json!({ "title": "Secret task", "project_id": project["id"] })).await;
+    let task = create_task(
+        &app,
+        &owner,
+        json!({ "title": "Secret task", "project_id": project["id"] }),
+    )
+    .await;
     let project_path = format!("/v1/projects/{}", project["id"].as_str().unwrap());
     let task_path = format!("/v1/tasks/{}", task["id"].as_str().unwrap());
 
@@ -340,25 +473,47 @@ async fn another_tenants_ids_answer_404_everywhere() {
     ];
     for intruder in &intruders {
         for path in [&project_path, &task_path] {
-            app.get(path, intruder).await.assert_problem(404, "not_found");
-            app.patch(path, intruder, json!({})).await.assert_problem(404, "not_found");
-            app.delete(path, intruder).await.assert_problem(404, "not_found");
-        }
-        assert_eq!(app.get("/v1/projects", intruder).await.json["data"], json!([]));
-        assert_eq!(app.get("/v1/tasks", intruder).await.json["data"], json!([]));
-        assert_eq!(
-            app.get(&format!("/v1/tasks?project_id={}", project["id"].as_str().unwrap()), intruder)
+            app.get(path, intruder)
                 .await
-                .json["data"],
+                .assert_problem(404, "not_found");
+            app.patch(path, intruder, json!({}))
+                .await
+                .assert_problem(404, "not_found");
+            app.delete(path, intruder)
+                .await
+                .assert_problem(404, "not_found");
+        }
+        assert_eq!(
+            app.get("/v1/projects", intruder).await.json["data"],
             json!([])
         );
-        app.post("/v1/tasks", intruder, json!({ "title": "x", "project_id": project["id"] }))
+        assert_eq!(app.get("/v1/tasks", intruder).await.json["data"], json!([]));
+        assert_eq!(
+            app.get(
+                &format!("/v1/tasks?project_id={}", project["id"].as_str().unwrap()),
+                intruder
+            )
             .await
-            .assert_problem(422, "validation_failed");
+            .json["data"],
+            json!([])
+        );
+        app.post(
+            "/v1/tasks",
+            intruder,
+            json!({ "title": "x", "project_id": project["id"] }),
+        )
+        .await
+        .assert_problem(422, "validation_failed");
     }
     // The owner still sees everything, unchanged.
-    assert_eq!(app.get(&task_path, &owner).await.json["title"], "Secret task");
-    assert_eq!(app.get(&project_path, &owner).await.json["name"], "Secret project");
+    assert_eq!(
+        app.get(&task_path, &owner).await.json["title"],
+        "Secret task"
+    );
+    assert_eq!(
+        app.get(&project_path, &owner).await.json["name"],
+        "Secret project"
+    );
 }
 
 #[tokio::test]
@@ -387,9 +542,24 @@ async fn roles_decide_who_may_write() {
 
     // Members write.
     let member = app.token(TokenSpec::org("org_acme", "member").user("user_bob"));
-    assert_eq!(app.post("/v1/tasks", &member, json!({ "title": "by member" })).await.status, 201);
-    assert_eq!(app.patch(&task_path, &member, json!({ "completed": true })).await.status, 200);
-    assert_eq!(app.post("/v1/projects", &member, json!({ "name": "M" })).await.status, 201);
+    assert_eq!(
+        app.post("/v1/tasks", &member, json!({ "title": "by member" }))
+            .await
+            .status,
+        201
+    );
+    assert_eq!(
+        app.patch(&task_path, &member, json!({ "completed": true }))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        app.post("/v1/projects", &member, json!({ "name": "M" }))
+            .await
+            .status,
+        201
+    );
 
     // Readers read, and get 403 naming the permission on every write.
     for reader in [
@@ -399,39 +569,85 @@ async fn roles_decide_who_may_write() {
         assert_eq!(app.get("/v1/tasks", &reader).await.status, 200);
         assert_eq!(app.get(&task_path, &reader).await.status, 200);
         assert_eq!(app.get("/v1/projects", &reader).await.status, 200);
-        let denied = app.post("/v1/tasks", &reader, json!({ "title": "nope" })).await;
-        assert!(denied.assert_problem(403, "forbidden")["detail"]
-            .as_str()
-            .unwrap()
-            .contains("org:tasks:write"));
-        app.patch(&task_path, &reader, json!({ "title": "nope" })).await.assert_problem(403, "forbidden");
-        app.delete(&task_path, &reader).await.assert_problem(403, "forbidden");
-        app.post("/v1/projects", &reader, json!({ "name": "nope" })).await.assert_problem(403, "forbidden");
-        app.patch(&project_path, &reader, json!({ "name": "nope" })).await.assert_problem(403, "forbidden");
-        app.delete(&project_path, &reader).await.assert_problem(403, "forbidden");
+        let denied = app
+            .post("/v1/tasks", &reader, json!({ "title": "nope" }))
+            .await;
+        assert!(
+            denied.assert_problem(403, "forbidden")["detail"]
+                .as_str()
+                .unwrap()
+                .contains("org:tasks:write")
+        );
+        app.patch(&task_path, &reader, json!({ "title": "nope" }))
+            .await
+            .assert_problem(403, "forbidden");
+        app.delete(&task_path, &reader)
+            .await
+            .assert_problem(403, "forbidden");
+        app.post("/v1/projects", &reader, json!({ "name": "nope" }))
+            .await
+            .assert_problem(403, "forbidden");
+        app.patch(&project_path, &reader, json!({ "name": "nope" }))
+            .await
+            .assert_problem(403, "forbidden");
+        app.delete(&project_path, &reader)
+            .await
+            .assert_problem(403, "forbidden");
     }
 
     // Explicit token permissions win over role defaults for that feature.
-    let limited = app.token(
-        TokenSpec::org("org_acme", "member").permissions(&["org:tasks:read"]),
-    );
+    let limited = app.token(TokenSpec::org("org_acme", "member").permissions(&["org:tasks:read"]));
     assert_eq!(app.get("/v1/tasks", &limited).await.status, 200);
-    app.post("/v1/tasks", &limited, json!({ "title": "nope" })).await.assert_problem(403, "forbidden");
-    assert_eq!(app.post("/v1/projects", &limited, json!({ "name": "still ok" })).await.status, 201);
+    app.post("/v1/tasks", &limited, json!({ "title": "nope" }))
+        .await
+        .assert_problem(403, "forbidden");
+    assert_eq!(
+        app.post("/v1/projects", &limited, json!({ "name": "still ok" }))
+            .await
+            .status,
+        201
+    );
 
     // API keys: scopes grant exactly what they name.
-    app.clerk.add_machine_token("ak_reader_key", "org_acme", &["tasks:read"]);
-    app.clerk.add_machine_token("ak_writer_key", "org_acme", &["org:tasks:read", "org:tasks:write"]);
-    assert_eq!(app.get("/v1/tasks", "ak_reader_key").await.json["data"].as_array().unwrap().len(), 2);
-    app.post("/v1/tasks", "ak_reader_key", json!({ "title": "nope" })).await.assert_problem(403, "forbidden");
-    app.get("/v1/projects", "ak_reader_key").await.assert_problem(403, "forbidden");
-    let by_key = app.post("/v1/tasks", "ak_writer_key", json!({ "title": "by key" })).await;
+    app.clerk
+        .add_machine_token("ak_reader_key", "org_acme", &["tasks:read"]);
+    app.clerk.add_machine_token(
+        "ak_writer_key",
+        "org_acme",
+        &["org:tasks:read", "org:tasks:write"],
+    );
+    assert_eq!(
+        app.get("/v1/tasks", "ak_reader_key").await.json["data"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    app.post("/v1/tasks", "ak_reader_key", json!({ "title": "nope" }))
+        .await
+        .assert_problem(403, "forbidden");
+    app.get("/v1/projects", "ak_reader_key")
+        .await
+        .assert_problem(403, "forbidden");
+    let by_key = app
+        .post("/v1/tasks", "ak_writer_key", json!({ "title": "by key" }))
+        .await;
     assert_eq!(by_key.status, 201, "{}", by_key.json);
 
     // Personal workspace: everything on its own data.
     let personal = app.token(TokenSpec::personal("user_dave"));
-    assert_eq!(app.post("/v1/projects", &personal, json!({ "name": "Home" })).await.status, 201);
-    assert_eq!(app.post("/v1/tasks", &personal, json!({ "title": "Groceries" })).await.status, 201);
+    assert_eq!(
+        app.post("/v1/projects", &personal, json!({ "name": "Home" }))
+            .await
+            .status,
+        201
+    );
+    assert_eq!(
+        app.post("/v1/tasks", &personal, json!({ "title": "Groceries" }))
+            .await
+            .status,
+        201
+    );
 }
 
 #[tokio::test]
@@ -440,10 +656,12 @@ async fn pagination_neither_skips_nor_repeats_while_others_insert() {
     let token = app.token(admin("org_acme"));
     let mut seeded = HashSet::new();
     for i in 0..60 {
-        seeded.insert(create_task(&app, &token, json!({ "title": format!("seed {i}") })).await["id"]
-            .as_str()
-            .unwrap()
-            .to_owned());
+        seeded.insert(
+            create_task(&app, &token, json!({ "title": format!("seed {i}") })).await["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
     }
 
     let writer = {
@@ -471,10 +689,15 @@ async fn pagination_neither_skips_nor_repeats_while_others_insert() {
         let page = app.get("/v1/tasks?limit=7", &token).await;
         first_page_start = page.json["data"][0]["id"].as_str().unwrap().to_owned();
         seen.extend(ids(&page.json));
-        cursor = page.json["next_cursor"].as_str().map(str::to_owned).or(cursor);
+        cursor = page.json["next_cursor"]
+            .as_str()
+            .map(str::to_owned)
+            .or(cursor);
     }
     while let Some(c) = cursor.take() {
-        let page = app.get(&format!("/v1/tasks?limit=7&cursor={c}"), &token).await;
+        let page = app
+            .get(&format!("/v1/tasks?limit=7&cursor={c}"), &token)
+            .await;
         assert_eq!(page.status, 200, "{}", page.json);
         seen.extend(ids(&page.json));
         cursor = page.json["next_cursor"].as_str().map(str::to_owned);
@@ -493,7 +716,13 @@ async fn pagination_neither_skips_nor_repeats_while_others_insert() {
     let mut sorted = seen.clone();
     sorted.sort_by(|a, b| b.cmp(a));
     assert_eq!(seen, sorted, "newest first, stable order");
-    assert_eq!(app.get("/v1/tasks?limit=200", &token).await.json["data"].as_array().unwrap().len(), 90);
+    assert_eq!(
+        app.get("/v1/tasks?limit=200", &token).await.json["data"]
+            .as_array()
+            .unwrap()
+            .len(),
+        90
+    );
 }
 
 /// PostgreSQL only: row-level security holds by itself, without the API's own filter.
@@ -503,7 +732,9 @@ async fn row_level_security_walls_tenants_apart_in_raw_sql() {
 
     let app = TestApp::spawn().await;
     if !app.db.is_postgres() {
-        eprintln!("row-level security exists only on PostgreSQL; set TEST_DATABASE_URL to run this test");
+        eprintln!(
+            "row-level security exists only on PostgreSQL; set TEST_DATABASE_URL to run this test"
+        );
         return;
     }
     let a = app.token(admin("org_a"));
@@ -515,17 +746,24 @@ async fn row_level_security_walls_tenants_apart_in_raw_sql() {
     let app_role = Database::connect(&app.db.app_url).await.unwrap();
     let txn = app_role.begin().await.unwrap();
     let raw = |sql: String| Statement::from_string(DbBackend::Postgres, sql);
-    txn.execute_raw(raw("SELECT set_config('app.tenant_id', 'org_a', true)".into()))
-        .await
-        .unwrap();
+    txn.execute_raw(raw(
+        "SELECT set_config('app.tenant_id', 'org_a', true)".into()
+    ))
+    .await
+    .unwrap();
     let visible = txn
         .query_all_raw(raw("SELECT tenant_id FROM tasks".into()))
         .await
         .unwrap();
     assert_eq!(visible.len(), 1);
-    assert_eq!(visible[0].try_get::<String>("", "tenant_id").unwrap(), "org_a");
+    assert_eq!(
+        visible[0].try_get::<String>("", "tenant_id").unwrap(),
+        "org_a"
+    );
     let updated = txn
-        .execute_raw(raw(format!("UPDATE tasks SET title = 'pwned' WHERE id = '{b_id}'")))
+        .execute_raw(raw(format!(
+            "UPDATE tasks SET title = 'pwned' WHERE id = '{b_id}'"
+        )))
         .await
         .unwrap();
     assert_eq!(updated.rows_affected(), 0);
@@ -541,7 +779,10 @@ async fn row_level_security_walls_tenants_apart_in_raw_sql() {
                 .into(),
         ))
         .await;
-    assert!(smuggled.is_err(), "inserting into another tenant violates the policy");
+    assert!(
+        smuggled.is_err(),
+        "inserting into another tenant violates the policy"
+    );
     drop(txn);
 
     // With no tenant set at all, nothing is visible.
@@ -550,5 +791,8 @@ async fn row_level_security_walls_tenants_apart_in_raw_sql() {
         .await
         .unwrap();
     assert!(none.is_empty());
-    assert_eq!(app.get(&format!("/v1/tasks/{b_id}"), &b).await.json["title"], "b's task");
+    assert_eq!(
+        app.get(&format!("/v1/tasks/{b_id}"), &b).await.json["title"],
+        "b's task"
+    );
 }

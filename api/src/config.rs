@@ -88,7 +88,12 @@ pub struct ConfigArgs {
     #[arg(long, env = "CLERK_MACHINE_TOKEN_CACHE_SECS", global = true)]
     pub clerk_machine_token_cache_secs: Option<String>,
     /// Svix signing secret (`whsec_…`) of the Clerk webhook endpoint.
-    #[arg(long, env = "CLERK_WEBHOOK_SECRET", global = true, hide_env_values = true)]
+    #[arg(
+        long,
+        env = "CLERK_WEBHOOK_SECRET",
+        global = true,
+        hide_env_values = true
+    )]
     pub clerk_webhook_secret: Option<String>,
 
     /// Text-to-speech provider: `auto` (espeak-ng when on PATH), `espeak`,
@@ -238,7 +243,7 @@ fn non_empty(value: &Option<String>) -> Option<String> {
         .map(str::to_owned)
 }
 
-fn parse_number<T: std::str::FromStr>(
+fn parse_number<T>(
     var: &'static str,
     value: &Option<String>,
     default: T,
@@ -246,7 +251,7 @@ fn parse_number<T: std::str::FromStr>(
     max: T,
 ) -> Result<T, ConfigError>
 where
-    T: PartialOrd + std::fmt::Display + Copy,
+    T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
 {
     let Some(text) = non_empty(value) else {
         return Ok(default);
@@ -356,7 +361,13 @@ impl Config {
         )?);
         let workers = match non_empty(&args.workers) {
             None => None,
-            Some(_) => Some(parse_number("RESONANCE_WORKERS", &args.workers, 1usize, 1, 256)?),
+            Some(_) => Some(parse_number(
+                "RESONANCE_WORKERS",
+                &args.workers,
+                1usize,
+                1,
+                256,
+            )?),
         };
 
         let db = DbPoolConfig {
@@ -413,7 +424,9 @@ impl Config {
 }
 
 fn check_database_url(var: &'static str, url: &str) -> Result<(), ConfigError> {
-    if url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")
+    if url.starts_with("sqlite:")
+        || url.starts_with("postgres://")
+        || url.starts_with("postgresql://")
     {
         Ok(())
     } else {

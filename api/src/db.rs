@@ -46,7 +46,9 @@ pub async fn connect(url: &str, pool: &DbPoolConfig) -> Result<DatabaseConnectio
 
 /// The file path of a `sqlite://` URL (None for in-memory databases and other backends).
 pub fn sqlite_path(url: &str) -> Option<String> {
-    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
     let path = rest.split('?').next().unwrap_or(rest);
     (!path.is_empty() && path != ":memory:").then(|| path.to_owned())
 }

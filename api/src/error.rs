@@ -81,7 +81,10 @@ pub enum ApiError {
     #[error("the requested range is outside the {size} bytes of this resource")]
     RangeNotSatisfiable { size: u64 },
     #[error("{detail}")]
-    TooManyRequests { detail: String, retry_after: Duration },
+    TooManyRequests {
+        detail: String,
+        retry_after: Duration,
+    },
     #[error("{detail}")]
     BadGateway { detail: String },
     #[error("{detail}")]
@@ -230,7 +233,10 @@ pub fn render_problem(err: &ApiError, request_id: &str, resource_metadata: &str)
             retry_after: Some(retry_after),
             ..
         } => {
-            response.insert_header((header::RETRY_AFTER, retry_after.as_secs().max(1).to_string()));
+            response.insert_header((
+                header::RETRY_AFTER,
+                retry_after.as_secs().max(1).to_string(),
+            ));
         }
         ApiError::RangeNotSatisfiable { size } => {
             response.insert_header((header::CONTENT_RANGE, format!("bytes */{size}")));

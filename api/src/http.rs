@@ -141,7 +141,9 @@ fn from_status(status: StatusCode, message: String) -> ApiError {
         StatusCode::METHOD_NOT_ALLOWED => ApiError::MethodNotAllowed,
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge { limit: 0 },
         s if s.is_server_error() => ApiError::Internal(message),
-        _ if message.is_empty() => ApiError::bad_request("bad_request", "the request was not accepted"),
+        _ if message.is_empty() => {
+            ApiError::bad_request("bad_request", "the request was not accepted")
+        }
         _ => ApiError::bad_request("bad_request", message),
     }
 }

@@ -119,7 +119,11 @@ async fn migrate(config: Config, action: MigrateAction) -> anyhow::Result<()> {
             let pending = db::pending_migrations(&owner).await?;
             for migration in Migrator::migrations() {
                 let name = migration.name().to_owned();
-                let state = if pending.contains(&name) { "pending" } else { "applied" };
+                let state = if pending.contains(&name) {
+                    "pending"
+                } else {
+                    "applied"
+                };
                 println!("{state:8} {name}");
             }
         }

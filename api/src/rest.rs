@@ -164,12 +164,7 @@ where
 }
 
 /// Trims `value` and checks its length in characters; records a field error when out of range.
-pub fn trimmed(
-    field: &str,
-    value: &str,
-    max_chars: usize,
-    errors: &mut Vec<FieldError>,
-) -> String {
+pub fn trimmed(field: &str, value: &str, max_chars: usize, errors: &mut Vec<FieldError>) -> String {
     let trimmed = value.trim();
     let chars = trimmed.chars().count();
     if chars == 0 {
@@ -196,7 +191,9 @@ pub fn reject_invalid(errors: Vec<FieldError>) -> Result<(), ApiError> {
 pub fn check_user_id(field: &str, value: &str, errors: &mut Vec<FieldError>) {
     let valid = value.starts_with("user_")
         && value.len() <= 64
-        && value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_');
     if !valid {
         errors.push(FieldError::new(field, "must be a Clerk user id (user_…)"));
     }

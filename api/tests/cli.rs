@@ -69,7 +69,10 @@ fn migrate_up_status_and_production_refusing_a_stale_schema() {
         .unwrap();
     assert!(status.status.success());
     let listing = String::from_utf8(status.stdout).unwrap();
-    assert!(listing.lines().all(|l| l.starts_with("pending")), "{listing}");
+    assert!(
+        listing.lines().all(|l| l.starts_with("pending")),
+        "{listing}"
+    );
 
     // Production does not migrate by itself.
     let refused = resonance()
@@ -82,14 +85,22 @@ fn migrate_up_status_and_production_refusing_a_stale_schema() {
         .output()
         .unwrap();
     assert!(!refused.status.success());
-    assert!(String::from_utf8(refused.stderr).unwrap().contains("migrate up"));
+    assert!(
+        String::from_utf8(refused.stderr)
+            .unwrap()
+            .contains("migrate up")
+    );
 
     let up = resonance()
         .env("DATABASE_URL", &url)
         .args(["migrate", "up"])
         .output()
         .unwrap();
-    assert!(up.status.success(), "{}", String::from_utf8_lossy(&up.stderr));
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
     let listing = String::from_utf8(
         resonance()
             .env("DATABASE_URL", &url)
@@ -99,13 +110,20 @@ fn migrate_up_status_and_production_refusing_a_stale_schema() {
             .stdout,
     )
     .unwrap();
-    assert!(!listing.is_empty() && listing.lines().all(|l| l.starts_with("applied")), "{listing}");
+    assert!(
+        !listing.is_empty() && listing.lines().all(|l| l.starts_with("applied")),
+        "{listing}"
+    );
 }
 
 #[test]
 fn sigterm_stops_serving_and_exits_zero() {
     let dir = tempfile::tempdir().unwrap();
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let mut child = resonance()
         .env("DATABASE_URL", sqlite_url(&dir))
         .env("RESONANCE_DATA_DIR", dir.path())
@@ -145,7 +163,10 @@ fn sigterm_stops_serving_and_exits_zero() {
         if let Some(status) = child.try_wait().unwrap() {
             break status;
         }
-        assert!(Instant::now() < deadline, "stopped within the shutdown timeout");
+        assert!(
+            Instant::now() < deadline,
+            "stopped within the shutdown timeout"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     assert_eq!(status.code(), Some(0));

@@ -33,8 +33,14 @@ fn with_user_and_database(url: &str, user: &str, database: &str) -> String {
         .map(|(_, rest)| rest)
         .expect("TEST_DATABASE_URL is a postgres:// URL");
     let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
-    let host = authority.rsplit_once('@').map(|(_, h)| h).unwrap_or(authority);
-    let query = path.split_once('?').map(|(_, q)| format!("?{q}")).unwrap_or_default();
+    let host = authority
+        .rsplit_once('@')
+        .map(|(_, h)| h)
+        .unwrap_or(authority);
+    let query = path
+        .split_once('?')
+        .map(|(_, q)| format!("?{q}"))
+        .unwrap_or_default();
     format!("postgres://{user}@{host}/{database}{query}")
 }
 
@@ -72,9 +78,9 @@ impl TestDatabase {
 
     async fn postgres(admin_url: String) -> TestDatabase {
         let name = format!("resonance_test_{}", Uuid::new_v4().simple());
-        let admin = Database::connect(&admin_url)
-            .await
-            .unwrap_or_else(|e| panic!("TEST_DATABASE_URL is set but PostgreSQL is unreachable: {e}"));
+        let admin = Database::connect(&admin_url).await.unwrap_or_else(|e| {
+            panic!("TEST_DATABASE_URL is set but PostgreSQL is unreachable: {e}")
+        });
         admin
             .execute_unprepared(&format!("CREATE DATABASE {name}"))
             .await
@@ -91,8 +97,15 @@ impl TestDatabase {
 
     /// The `host:port` of the PostgreSQL server.
     pub fn postgres_host(&self) -> Option<String> {
+        self.postgres.as_ref()?;
         let authority = self.app_url.split_once("://")?.1.split('/').next()?;
-        Some(authority.rsplit_once('@').map(|(_, h)| h).unwrap_or(authority).to_owned())
+        Some(
+            authority
+                .rsplit_once('@')
+                .map(|(_, h)| h)
+                .unwrap_or(authority)
+                .to_owned(),
+        )
     }
 
     /// The App's URL with its server address replaced (e.g. by a proxy's).
@@ -103,7 +116,9 @@ impl TestDatabase {
 
     /// A connection as the schema owner, for looking at what is stored.
     pub async fn owner(&self) -> DatabaseConnection {
-        Database::connect(&self.owner_url).await.expect("owner connection")
+        Database::connect(&self.owner_url)
+            .await
+            .expect("owner connection")
     }
 
     /// Counts the rows of `table` (as the owner, so row-level security does not hide any).

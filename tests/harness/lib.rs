@@ -92,14 +92,25 @@ impl TestApp {
     }
 
     /// A request with `token` as its bearer.
-    pub fn request(&self, method: reqwest::Method, path: &str, token: &str) -> reqwest::RequestBuilder {
+    pub fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+    ) -> reqwest::RequestBuilder {
         self.client
             .request(method, self.url(path))
             .bearer_auth(token)
     }
 
     pub async fn get(&self, path: &str, token: &str) -> Reply {
-        Reply::from(self.request(reqwest::Method::GET, path, token).send().await.unwrap()).await
+        Reply::from(
+            self.request(reqwest::Method::GET, path, token)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
     }
 
     pub async fn post(&self, path: &str, token: &str, body: Value) -> Reply {
@@ -125,7 +136,13 @@ impl TestApp {
     }
 
     pub async fn delete(&self, path: &str, token: &str) -> Reply {
-        Reply::from(self.request(reqwest::Method::DELETE, path, token).send().await.unwrap()).await
+        Reply::from(
+            self.request(reqwest::Method::DELETE, path, token)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
     }
 
     /// A session token for `spec`, signed by the stand-in's current key.
@@ -168,7 +185,11 @@ impl Reply {
     /// Asserts an RFC 9457 problem with this status and code, and returns it.
     #[track_caller]
     pub fn assert_problem(&self, status: u16, code: &str) -> &Value {
-        assert_eq!(self.status, status, "unexpected status; body: {}", self.json);
+        assert_eq!(
+            self.status, status,
+            "unexpected status; body: {}",
+            self.json
+        );
         assert_eq!(
             self.header("content-type"),
             Some("application/problem+json"),

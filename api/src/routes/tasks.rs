@@ -321,7 +321,10 @@ pub async fn get(
     if rest::not_modified(&req, found.version) {
         return Ok(with_etag(HttpResponse::NotModified().finish(), &found));
     }
-    Ok(with_etag(HttpResponse::Ok().json(Task::from(found.clone())), &found))
+    Ok(with_etag(
+        HttpResponse::Ok().json(Task::from(found.clone())),
+        &found,
+    ))
 }
 
 /// Update a task: title, description, project (or inbox), completion, due date, assignee.
@@ -424,7 +427,10 @@ pub async fn update(
         .await?
         .ok_or(ApiError::PreconditionFailed)?;
     db.commit().await?;
-    Ok(with_etag(HttpResponse::Ok().json(Task::from(updated.clone())), &updated))
+    Ok(with_etag(
+        HttpResponse::Ok().json(Task::from(updated.clone())),
+        &updated,
+    ))
 }
 
 /// Delete a task.

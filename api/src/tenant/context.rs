@@ -87,8 +87,8 @@ impl TenantContext {
 
     /// Plan features, as Clerk's `has({ feature })`: `tasks` matches `o:tasks` or `u:tasks`.
     pub fn has_feature(&self, feature: &str) -> bool {
-        self.features.iter().any(|f| {
-            f == feature || f.split_once(':').is_some_and(|(_, name)| name == feature)
-        })
+        self.features
+            .iter()
+            .any(|f| f == feature || f.split_once(':').is_some_and(|(_, name)| name == feature))
     }
 }
