@@ -1,0 +1,99 @@
+//! Session-token verification: cold (full RS256 signature check and claims) vs cached (the
+//! verified-token cache keyed by SHA-256 of the token), per call.
+//!
+//! Run with `cargo bench -p resonance-api --bench verify`. No network: the key is the
+//! development key (a static RSA-2048 public key), so the figures are the verifier's own cost.
+
+use std::{
+    hint::black_box,
+    time::{Duration, Instant},
+};
+
+use resonance_api::{
+    auth::{
+        Authenticator, clerk_http_client,
+        dev::{self, DevTokenSpec},
+        keys::KeySource,
+        machine::MachineVerifier,
+        session::SessionVerifier,
+    },
+    tenant::TokenKind,
+};
+
+const COLD_CALLS: usize = 2_000;
+const CACHED_CALLS: usize = 200_000;
+
+fn per_call(total: Duration, calls: usize) -> f64 {
+    total.as_nanos() as f64 / calls as f64
+}
+
+fn main() -> anyhow::Result<()> {
+    let dir = std::env::temp_dir().join(format!("resonance-bench-{}", std::process::id()));
+    let key = dev::load_or_create(&dir)?;
+    let authenticator = || -> anyhow::Result<Authenticator> {
+        let session = SessionVerifier {
+            keys: KeySource::Static(key.decoding_key().into()),
+            issuer: Some(dev::DEV_ISSUER.into()),
+            authorized_parties: vec![],
+            skew: 5,
+            kind: TokenKind::DevelopmentToken,
+        };
+        let machine = MachineVerifier::new(
+            clerk_http_client()?,
+            "http://127.0.0.1:9".into(),
+            None,
+            Duration::from_secs(30),
+        );
+        Ok(Authenticator::from_parts(session, machine))
+    };
+    let now = chrono::Utc::now().timestamp();
+    let spec = |user: usize| DevTokenSpec {
+        org: Some("org_bench".into()),
+        role: "member".into(),
+        user: format!("user_{user}"),
+        perms: vec!["org:tasks:read".into(), "org:tasks:write".into()],
+        v1: false,
+        ttl: 3600,
+    };
+    // Distinct tokens, so every cold call misses the cache.
+    let tokens: Vec<String> = (0..COLD_CALLS)
+        .map(|i| dev::mint(&key, &spec(i), now))
+        .collect::<anyhow::Result<_>>()?;
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let auth = authenticator()?;
+        let started = Instant::now();
+        for token in &tokens {
+            black_box(auth.authenticate(black_box(token)).await?);
+        }
+        let cold = started.elapsed();
+
+        let auth = authenticator()?;
+        let token = &tokens[0];
+        auth.authenticate(token).await?;
+        let started = Instant::now();
+        for _ in 0..CACHED_CALLS {
+            black_box(auth.authenticate(black_box(token)).await?);
+        }
+        let cached = started.elapsed();
+
+        let cold_ns = per_call(cold, COLD_CALLS);
+        let cached_ns = per_call(cached, CACHED_CALLS);
+        println!("session token verification, per call");
+        println!(
+            "  cold   (RS256 + claims, {COLD_CALLS} distinct tokens): {:>10.1} µs",
+            cold_ns / 1000.0
+        );
+        println!(
+            "  cached (SHA-256 + moka lookup, {CACHED_CALLS} calls): {:>10.1} µs",
+            cached_ns / 1000.0
+        );
+        println!("  speed-up: {:.0}x", cold_ns / cached_ns);
+        anyhow::Ok(())
+    })?;
+    std::fs::remove_dir_all(&dir).ok();
+    Ok(())
+}
