@@ -85,7 +85,7 @@ kill $SERVER; wait $SERVER 2>/dev/null || true
 trap - EXIT
 
 echo "== baseline: pgbench, same SQL as the list endpoint, same concurrency, as the API role"
-pgbench -n -q -h 127.0.0.1 -U resonance_app -c "$CONNECTIONS" -j 2 -T "$DURATION" -M prepared \
+pgbench -n -h 127.0.0.1 -U resonance_app -c "$CONNECTIONS" -j 2 -T "$DURATION" -M prepared \
   -D tenants="$TENANTS" -f bench/pgbench-list.sql "$DB" > "$OUT/pgbench.txt" 2>&1
 PG_TPS=$(awk '/^tps/ { print int($3) }' "$OUT/pgbench.txt")
 PG_LAT=$(awk '/latency average/ { print $4 }' "$OUT/pgbench.txt")

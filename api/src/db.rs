@@ -34,6 +34,9 @@ pub async fn connect(url: &str, pool: &DbPoolConfig) -> Result<DatabaseConnectio
         .connect_timeout(pool.connect_timeout)
         .acquire_timeout(pool.acquire_timeout)
         .idle_timeout(Duration::from_secs(300))
+        // Pinging every connection on checkout costs a round trip per request; only
+        // connections idle long enough to have been dropped by a server or proxy are checked.
+        .test_before_acquire_if_idle_for(Duration::from_secs(30))
         .sqlx_logging(false)
         .map_sqlx_sqlite_opts(|o: SqliteConnectOptions| {
             o.journal_mode(SqliteJournalMode::Wal)
