@@ -1,7 +1,7 @@
 //! Conventions every resource shares: cursor pages, ETags with `If-Match`/`If-None-Match`, and
 //! PATCH's difference between an absent field and an explicit `null`.
 
-use actix_web::{HttpRequest, http::header};
+use actix_web::{HttpRequest, HttpResponse, http::header};
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
@@ -139,6 +139,25 @@ impl Precondition {
             _ => Err(ApiError::PreconditionFailed),
         }
     }
+}
+
+/// Sets the `ETag` of a row at `version` on a response.
+pub fn with_etag(mut response: HttpResponse, version: i32) -> HttpResponse {
+    if let Ok(value) = header::HeaderValue::from_str(&etag(version)) {
+        response.headers_mut().insert(header::ETAG, value);
+    }
+    response
+}
+
+/// The answer to a read of a versioned row: 304 when `If-None-Match` already names this
+/// version, else 200 with the body; both carry the `ETag`.
+pub fn read_response(req: &HttpRequest, version: i32, body: impl Serialize) -> HttpResponse {
+    let response = if not_modified(req, version) {
+        HttpResponse::NotModified().finish()
+    } else {
+        HttpResponse::Ok().json(body)
+    };
+    with_etag(response, version)
 }
 
 /// True when `If-None-Match` already names the current version (answer 304).

@@ -62,13 +62,6 @@ pub struct ListProjects {
     pub cursor: Option<String>,
 }
 
-fn with_etag(mut response: HttpResponse, model: &project::Model) -> HttpResponse {
-    if let Ok(value) = header::HeaderValue::from_str(&rest::etag(model.version)) {
-        response.headers_mut().insert(header::ETAG, value);
-    }
-    response
-}
-
 /// Create a project.
 #[utoipa::path(
     post, path = "/v1/projects", tag = "projects",
@@ -108,7 +101,7 @@ pub async fn create(
     let response = HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/v1/projects/{}", created.id)))
         .json(Project::from(created.clone()));
-    Ok(with_etag(response, &created))
+    Ok(rest::with_etag(response, created.version))
 }
 
 /// List projects, newest first.
@@ -171,12 +164,10 @@ pub async fn get(
         .await?
         .ok_or(ApiError::NotFound("project"))?;
     db.commit().await?;
-    if rest::not_modified(&req, found.version) {
-        return Ok(with_etag(HttpResponse::NotModified().finish(), &found));
-    }
-    Ok(with_etag(
-        HttpResponse::Ok().json(Project::from(found.clone())),
-        &found,
+    Ok(rest::read_response(
+        &req,
+        found.version,
+        Project::from(found),
     ))
 }
 
@@ -237,9 +228,10 @@ pub async fn update(
         .await?
         .ok_or(ApiError::PreconditionFailed)?;
     db.commit().await?;
-    Ok(with_etag(
-        HttpResponse::Ok().json(Project::from(updated.clone())),
-        &updated,
+    let version = updated.version;
+    Ok(rest::with_etag(
+        HttpResponse::Ok().json(Project::from(updated)),
+        version,
     ))
 }
 

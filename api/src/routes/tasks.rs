@@ -116,13 +116,6 @@ pub struct ListTasks {
     pub cursor: Option<String>,
 }
 
-fn with_etag(mut response: HttpResponse, model: &task::Model) -> HttpResponse {
-    if let Ok(value) = header::HeaderValue::from_str(&rest::etag(model.version)) {
-        response.headers_mut().insert(header::ETAG, value);
-    }
-    response
-}
-
 fn check_description(value: &str, errors: &mut Vec<FieldError>) {
     if value.chars().count() > MAX_DESCRIPTION_CHARS {
         errors.push(FieldError::new(
@@ -202,7 +195,7 @@ pub async fn create(
     let response = HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/v1/tasks/{}", created.id)))
         .json(Task::from(created.clone()));
-    Ok(with_etag(response, &created))
+    Ok(rest::with_etag(response, created.version))
 }
 
 /// List tasks, newest first, with filters.
@@ -318,13 +311,7 @@ pub async fn get(
         .await?
         .ok_or(ApiError::NotFound("task"))?;
     db.commit().await?;
-    if rest::not_modified(&req, found.version) {
-        return Ok(with_etag(HttpResponse::NotModified().finish(), &found));
-    }
-    Ok(with_etag(
-        HttpResponse::Ok().json(Task::from(found.clone())),
-        &found,
-    ))
+    Ok(rest::read_response(&req, found.version, Task::from(found)))
 }
 
 /// Update a task: title, description, project (or inbox), completion, due date, assignee.
@@ -427,9 +414,10 @@ pub async fn update(
         .await?
         .ok_or(ApiError::PreconditionFailed)?;
     db.commit().await?;
-    Ok(with_etag(
-        HttpResponse::Ok().json(Task::from(updated.clone())),
-        &updated,
+    let version = updated.version;
+    Ok(rest::with_etag(
+        HttpResponse::Ok().json(Task::from(updated)),
+        version,
     ))
 }
 

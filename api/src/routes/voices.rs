@@ -158,13 +158,6 @@ pub struct ListVoices {
     pub cursor: Option<String>,
 }
 
-fn with_etag(mut response: HttpResponse, model: &voice::Model) -> HttpResponse {
-    if let Ok(value) = header::HeaderValue::from_str(&rest::etag(model.version)) {
-        response.headers_mut().insert(header::ETAG, value);
-    }
-    response
-}
-
 /// A BCP 47 tag in its usual case (`en-US`, `zh-Hant-TW`, `es-419`), or None if it is not one.
 pub fn normalize_language(tag: &str) -> Option<String> {
     let tag = tag.trim();
@@ -475,7 +468,7 @@ pub async fn create(
     let response = HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/v1/voices/{}", created.id)))
         .json(Voice::from(created.clone()));
-    Ok(with_etag(response, &created))
+    Ok(rest::with_etag(response, created.version))
 }
 
 /// List the system voices and this workspace's custom voices, newest first (custom voices
@@ -587,13 +580,7 @@ pub async fn get(
         .await?
         .ok_or(ApiError::NotFound("voice"))?;
     db.commit().await?;
-    if rest::not_modified(&req, found.version) {
-        return Ok(with_etag(HttpResponse::NotModified().finish(), &found));
-    }
-    Ok(with_etag(
-        HttpResponse::Ok().json(Voice::from(found.clone())),
-        &found,
-    ))
+    Ok(rest::read_response(&req, found.version, Voice::from(found)))
 }
 
 /// Update a custom voice's details (the sample stays; create a new voice for a new sample).
@@ -687,9 +674,10 @@ pub async fn update(
         .await?
         .ok_or(ApiError::PreconditionFailed)?;
     db.commit().await?;
-    Ok(with_etag(
-        HttpResponse::Ok().json(Voice::from(updated.clone())),
-        &updated,
+    let version = updated.version;
+    Ok(rest::with_etag(
+        HttpResponse::Ok().json(Voice::from(updated)),
+        version,
     ))
 }
 
