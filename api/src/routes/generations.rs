@@ -325,7 +325,7 @@ pub async fn list(
     }
     let db = ScopedDb::begin(&state, &ctx).await?;
     let rows = db.all(select).await?;
-    db.commit().await?;
+    db.finish_read();
     Ok(HttpResponse::Ok().json(page.page(rows, |m| m.id, Generation::from)))
 }
 
@@ -353,7 +353,7 @@ pub async fn get(
         .get::<generation::Entity>(*id)
         .await?
         .ok_or(ApiError::NotFound("generation"))?;
-    db.commit().await?;
+    db.finish_read();
     Ok(HttpResponse::Ok().json(Generation::from(found)))
 }
 
@@ -427,7 +427,7 @@ pub async fn audio(
         .get::<generation::Entity>(*id)
         .await?
         .ok_or(ApiError::NotFound("generation"))?;
-    db.commit().await?;
+    db.finish_read();
     let (Some(key), Some(content_type)) = (&found.audio_key, &found.content_type) else {
         return Err(ApiError::NotFound("generation audio"));
     };

@@ -99,7 +99,7 @@ pub async fn list(
     }
     let db = ScopedDb::begin(&state, &ctx).await?;
     let rows = db.all(select).await?;
-    db.commit().await?;
+    db.finish_read();
 
     let ids: Vec<String> = rows.iter().map(|m| m.user_id.clone()).collect();
     let profiles = lifecycle::user_profiles(&state, &ids).await?;

@@ -134,7 +134,7 @@ pub async fn list(
     }
     let db = ScopedDb::begin(&state, &ctx).await?;
     let rows = db.all(select).await?;
-    db.commit().await?;
+    db.finish_read();
     Ok(HttpResponse::Ok().json(page.page(rows, |m| m.id, Project::from)))
 }
 
@@ -163,7 +163,7 @@ pub async fn get(
         .get::<project::Entity>(*id)
         .await?
         .ok_or(ApiError::NotFound("project"))?;
-    db.commit().await?;
+    db.finish_read();
     Ok(rest::read_response(
         &req,
         found.version,

@@ -266,7 +266,7 @@ pub async fn list(
 
     let db = ScopedDb::begin(&state, &ctx).await?;
     let rows = db.all(select).await?;
-    db.commit().await?;
+    db.finish_read();
     Ok(HttpResponse::Ok().json(page.page(rows, |m| m.id, Task::from)))
 }
 
@@ -310,7 +310,7 @@ pub async fn get(
         .get::<task::Entity>(*id)
         .await?
         .ok_or(ApiError::NotFound("task"))?;
-    db.commit().await?;
+    db.finish_read();
     Ok(rest::read_response(&req, found.version, Task::from(found)))
 }
 

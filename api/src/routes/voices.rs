@@ -549,7 +549,7 @@ pub async fn list(
     }
     let db = ScopedDb::begin(&state, &ctx).await?;
     let rows = db.all(select).await?;
-    db.commit().await?;
+    db.finish_read();
     Ok(HttpResponse::Ok().json(page.page(rows, |m| m.id, Voice::from)))
 }
 
@@ -579,7 +579,7 @@ pub async fn get(
         .get::<voice::Entity>(*id)
         .await?
         .ok_or(ApiError::NotFound("voice"))?;
-    db.commit().await?;
+    db.finish_read();
     Ok(rest::read_response(&req, found.version, Voice::from(found)))
 }
 
@@ -769,7 +769,7 @@ pub async fn sample(
         .get::<voice::Entity>(*id)
         .await?
         .ok_or(ApiError::NotFound("voice"))?;
-    db.commit().await?;
+    db.finish_read();
     let (Some(key), Some(content_type)) = (&found.sample_key, &found.sample_content_type) else {
         return Err(ApiError::NotFound("voice sample"));
     };
