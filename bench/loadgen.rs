@@ -2,7 +2,9 @@
 //! is measured from when each request was due, without coordinated omission) and prints the
 //! achieved rate and latency percentiles.
 //!
-//! Usage: loadgen <requests-file> <rate-per-second> <seconds>
+//! Usage: loadgen <requests-file> <rate-per-second> <seconds> [warm-up-seconds]
+//! Requests due during the warm-up (default 2 s: connections opening, caches filling) are sent
+//! but not counted.
 //! Each line of the requests file is `METHOD<TAB>URL<TAB>TOKEN[<TAB>JSON BODY]`; lines are used
 //! round-robin.
 
@@ -31,8 +33,8 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
-    if args.len() != 4 {
-        eprintln!("usage: loadgen <requests-file> <rate-per-second> <seconds>");
+    if args.len() != 4 && args.len() != 5 {
+        eprintln!("usage: loadgen <requests-file> <rate-per-second> <seconds> [warm-up-seconds]");
         std::process::exit(2);
     }
     let requests: Vec<Request> = std::fs::read_to_string(&args[1])
@@ -51,6 +53,9 @@ async fn main() {
         .collect();
     let rate: f64 = args[2].parse().expect("rate");
     let seconds: f64 = args[3].parse().expect("seconds");
+    let warm_up: f64 = args
+        .get(4)
+        .map_or(2.0, |w| w.parse().expect("warm-up seconds"));
     let requests = Arc::new(requests);
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(1024)
@@ -59,9 +64,11 @@ async fn main() {
     let latencies = Arc::new(Mutex::new(Vec::<f64>::new()));
     let errors = Arc::new(std::sync::atomic::AtomicUsize::new(0));
 
-    let total = (rate * seconds) as usize;
+    let skipped = (rate * warm_up) as usize;
+    let total = skipped + (rate * seconds) as usize;
     let interval = Duration::from_secs_f64(1.0 / rate);
     let start = Instant::now();
+    let measured_from = start + interval * skipped as u32;
     let mut tasks = Vec::with_capacity(total);
     for i in 0..total {
         let due = start + interval * i as u32;
@@ -77,6 +84,7 @@ async fn main() {
         }
         let latencies = latencies.clone();
         let errors = errors.clone();
+        let counted = i >= skipped;
         tasks.push(tokio::spawn(async move {
             let ok = match builder.send().await {
                 Ok(response) => {
@@ -86,6 +94,9 @@ async fn main() {
                 }
                 Err(_) => false,
             };
+            if !counted {
+                return;
+            }
             if !ok {
                 errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
@@ -98,7 +109,7 @@ async fn main() {
     for task in tasks {
         let _ = task.await;
     }
-    let elapsed = start.elapsed().as_secs_f64();
+    let elapsed = measured_from.elapsed().as_secs_f64();
     let mut latencies = latencies.lock().await.clone();
     latencies.sort_by(|a, b| a.partial_cmp(b).unwrap());
     println!(
