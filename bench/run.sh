@@ -35,9 +35,8 @@ export RESONANCE_DATA_DIR=$OUT/data
 export DATABASE_URL=postgres://resonance_app@127.0.0.1:5432/$DB
 export RESONANCE_MIGRATION_DATABASE_URL=$PG/$DB
 export RESONANCE_BIND=127.0.0.1:$PORT
-# A pool of 4 connections per core: more PostgreSQL backends than that only add context
-# switches on a small machine (measured: p99 at half load roughly halves against 16).
-export RESONANCE_DB_MAX_CONNECTIONS=${DB_CONNECTIONS:-8}
+# The service's default pool size (16); DB_CONNECTIONS overrides it.
+export RESONANCE_DB_MAX_CONNECTIONS=${DB_CONNECTIONS:-16}
 export RUST_LOG=${RUST_LOG:-warn}
 # The benchmark signs its own tokens with the development key: no Clerk settings.
 unset CLERK_SECRET_KEY CLERK_PUBLISHABLE_KEY CLERK_JWKS_URL CLERK_ISSUER CLERK_JWT_KEY || true
