@@ -61,7 +61,7 @@ use crate::{error, routes, tenant};
         routes::generations::CreateGeneration,
         crate::speech::OutputFormat,
     )),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &SharedErrors),
     tags(
         (name = "health", description = "Liveness and readiness"),
         (name = "me", description = "The caller's identity and permissions"),
@@ -92,6 +92,60 @@ impl Modify for BearerAuth {
                     .build(),
             ),
         );
+    }
+}
+
+/// Errors any operation can answer, documented once here rather than on every handler: the
+/// request middleware and extractors produce them the same way for every endpoint.
+struct SharedErrors;
+
+impl Modify for SharedErrors {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{
+            Content, Ref, ResponseBuilder,
+            path::{Operation, PathItem},
+        };
+        let problem = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    crate::error::PROBLEM_JSON,
+                    Content::new(Some(Ref::from_schema_name("ProblemDetails"))),
+                )
+                .build()
+        };
+        let add = |operation: &mut Operation, status: &str, description: &str| {
+            operation
+                .responses
+                .responses
+                .entry(status.to_owned())
+                .or_insert_with(|| problem(description).into());
+        };
+        for item in openapi.paths.paths.values_mut() {
+            let PathItem {
+                get,
+                put,
+                post,
+                delete,
+                patch,
+                ..
+            } = item;
+            for operation in [get, put, post, delete, patch].into_iter().flatten() {
+                let has_body = operation.request_body.is_some();
+                let has_params = operation.parameters.as_ref().is_some_and(|p| !p.is_empty());
+                if has_body || has_params {
+                    add(operation, "400", "Malformed request: body, path or query");
+                }
+                if has_body {
+                    add(operation, "413", "Request body too large");
+                    add(operation, "415", "Unsupported content type");
+                }
+                if operation.security.is_some() {
+                    add(operation, "401", "Missing or invalid token");
+                }
+                add(operation, "500", "Server fault; quote the request id");
+            }
+        }
     }
 }
 
