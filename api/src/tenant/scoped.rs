@@ -64,10 +64,6 @@ impl ScopedDb {
         })
     }
 
-    pub fn tenant_id(&self) -> &str {
-        &self.tenant_id
-    }
-
     /// Ends a request that only read. The transaction is rolled back without waiting: the
     /// ROLLBACK travels with the connection's next statement, saving a round trip.
     pub fn finish_read(self) {
