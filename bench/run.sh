@@ -4,6 +4,7 @@
 #
 #   bench/run.sh                      # 100 tenants x 1000 tasks, 32 connections, 15 s a run
 #   TENANTS=20 TASKS_PER_TENANT=500 DURATION=5 bench/run.sh
+#   BIN=/tmp/resonance-old bench/run.sh   # a binary built earlier, e.g. from another commit
 #
 # Needs: PostgreSQL at 127.0.0.1:5432 (trust auth, user postgres), wrk, pgbench, psql.
 set -euo pipefail
@@ -24,9 +25,12 @@ command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk 
 mkdir -p "$OUT"
 rm -rf "$OUT/data"
 
-echo "== building (release)"
-cargo build --release -q -p resonance-api --bin resonance
-BIN=target/release/resonance
+# BIN=path benchmarks a binary built earlier (e.g. another commit's) instead of building one.
+if [ -z "${BIN:-}" ]; then
+  echo "== building (release)"
+  cargo build --release -q -p resonance-api --bin resonance
+  BIN=target/release/resonance
+fi
 
 echo "== database $DB: $TENANTS tenants x $TASKS_PER_TENANT tasks"
 psql -q "$PG/postgres" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB"

@@ -516,6 +516,31 @@ async fn another_tenants_ids_answer_404_everywhere() {
     );
 }
 
+/// On PostgreSQL the tenant id travels as a quoted literal in the request's BEGIN; ids with
+/// quotes and backslashes must still select exactly their own workspace.
+#[tokio::test]
+async fn tenant_ids_with_quotes_and_backslashes_stay_apart() {
+    let app = TestApp::spawn().await;
+    let tricky = app.token(admin(r"org_it's\"));
+    let plain = app.token(admin("org_its"));
+    let other = app.token(admin(r"org_it's\' OR true --"));
+    create_task(&app, &tricky, json!({ "title": "tricky" })).await;
+    create_task(&app, &plain, json!({ "title": "plain" })).await;
+    for (token, expected) in [
+        (&tricky, json!(["tricky"])),
+        (&plain, json!(["plain"])),
+        (&other, json!([])),
+    ] {
+        let titles: Vec<Value> = app.get("/v1/tasks", token).await.json["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["title"].clone())
+            .collect();
+        assert_eq!(Value::from(titles), expected);
+    }
+}
+
 #[tokio::test]
 async fn personal_workspace_and_orgs_do_not_see_each_other() {
     let app = TestApp::spawn().await;

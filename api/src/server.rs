@@ -71,10 +71,13 @@ pub fn start(listener: TcpListener, state: AppState) -> std::io::Result<Server> 
     let config = state.config.clone();
     let (json_config, path_config, query_config) = http::extractor_configs(&config);
     let config_data = web::Data::from(config.clone());
-    let state = web::Data::new(state);
-    let mut server = HttpServer::new(move || {
+    let workers = config.workers.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
+    });
+    // Runs on each worker thread, once.
+    let server = HttpServer::new(move || {
         App::new()
-            .app_data(state.clone())
+            .app_data(web::Data::new(worker_state(&state, workers)))
             .app_data(config_data.clone())
             .app_data(json_config.clone())
             .app_data(path_config.clone())
@@ -84,9 +87,20 @@ pub fn start(listener: TcpListener, state: AppState) -> std::io::Result<Server> 
             .configure(routes::configure)
             .default_service(web::to(not_found))
     })
+    .workers(workers)
     .shutdown_timeout(config.shutdown_timeout.as_secs());
-    if let Some(workers) = config.workers {
-        server = server.workers(workers);
-    }
     Ok(server.listen(listener)?.run())
+}
+
+/// The state one worker serves with: the shared state, with a PostgreSQL pool of the
+/// worker's own (see [`db::connect_worker_pool`]).
+fn worker_state(shared: &AppState, workers: usize) -> AppState {
+    let mut state = shared.clone();
+    let config = &shared.config;
+    match db::connect_worker_pool(&config.database_url, &config.db, workers) {
+        Some(Ok(pool)) => state.db = pool,
+        Some(Err(error)) => tracing::warn!(%error, "worker keeps the shared database pool"),
+        None => {}
+    }
+    state
 }

@@ -4,8 +4,8 @@
 //! - Each tenant-owned entity implements [`TenantOwned`], naming its `tenant_id` and
 //!   `created_by_user_id` columns.
 //! - [`ScopedDb::begin`] opens a transaction for one request's database work and, on
-//!   PostgreSQL, sets `app.tenant_id` transaction-locally, which row-level security checks
-//!   (the second wall; see `migration::rls`).
+//!   PostgreSQL, sets `app.tenant_id` transaction-locally in the same message, which
+//!   row-level security checks (the second wall; see `migration::rls` and [`super::connection`]).
 //! - The handle never hands out its connection. Every read, update and delete goes through a
 //!   method that ANDs `tenant_id = <ctx tenant>` onto whatever query the caller built, so a
 //!   query without the filter cannot be executed through it; inserts are stamped with the
@@ -14,10 +14,11 @@
 //!   [`TenantOwned::SHARED_ROWS`]: reads then also see shared rows, writes never touch them.
 
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection,
-    DatabaseTransaction, DbBackend, DbErr, DeleteMany, EntityTrait, IntoActiveModel,
-    PaginatorTrait, QueryFilter, Select, Statement, TransactionTrait, sea_query::OnConflict,
+    ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, DbErr, DeleteMany, EntityTrait,
+    IntoActiveModel, PaginatorTrait, QueryFilter, Select, sea_query::OnConflict,
 };
+
+use super::connection::RequestTransaction;
 
 use crate::{
     entities::tenant,
@@ -38,7 +39,7 @@ pub trait TenantOwned: EntityTrait {
 
 /// One request's database work, confined to one tenant.
 pub struct ScopedDb {
-    txn: DatabaseTransaction,
+    txn: RequestTransaction,
     tenant_id: String,
     principal: String,
 }
@@ -48,15 +49,7 @@ impl ScopedDb {
     /// first time it is seen).
     pub async fn begin(state: &AppState, ctx: &TenantContext) -> Result<ScopedDb, ApiError> {
         register_tenant(state, ctx).await?;
-        let txn = state.db.begin().await?;
-        if txn.get_database_backend() == DbBackend::Postgres {
-            txn.execute_raw(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                "SELECT set_config('app.tenant_id', $1, true)",
-                [ctx.tenant_id.clone().into()],
-            ))
-            .await?;
-        }
+        let txn = RequestTransaction::begin(&state.db, &ctx.tenant_id).await?;
         Ok(ScopedDb {
             txn,
             tenant_id: ctx.tenant_id.clone(),
