@@ -31,6 +31,8 @@ if [ -z "${BIN:-}" ]; then
   cargo build --release -q -p resonance-api --bin resonance
   BIN=target/release/resonance
 fi
+# The open-loop load generator (bench/loadgen.rs), built before anything is measured.
+cargo build --release -q --example loadgen
 
 echo "== database $DB: $TENANTS tenants x $TASKS_PER_TENANT tasks"
 psql -q "$PG/postgres" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB"
@@ -92,11 +94,7 @@ LIST_P50=$(awk '{ print $2 }' "$OUT/list-runs.txt" | median)
 LIST_P99=$(awk '{ print $3 }' "$OUT/list-runs.txt" | median)
 LIST_BAD=$(awk '{ s += $4 } END { print s }' "$OUT/list-runs.txt")
 PG_TPS=$(median < "$OUT/pgbench-runs.txt")
-read -r GET_RPS GET_P50 GET_P99 GET_BAD < <(run_wrk get)
-read -r POST_RPS POST_P50 POST_P99 POST_BAD < <(run_wrk create)
-
 echo "== p99 at half of peak list throughput (open loop, constant rate, 3 runs)"
-cargo build --release -q --example loadgen
 HALF=$(( LIST_RPS / 2 ))
 awk -v base="$BASE" '{ printf "GET\t%s/v1/tasks?limit=50\t%s\n", base, $0 }' "$OUT/tokens.txt" > "$OUT/loadgen-list.tsv"
 : > "$OUT/half-runs.txt"
@@ -105,6 +103,11 @@ for round in 1 2 3; do
 done
 HALF_P50=$(sed -E 's/.* p50=([0-9.]+)ms.*/\1/' "$OUT/half-runs.txt" | median)
 HALF_P99=$(sed -E 's/.* p99=([0-9.]+)ms.*/\1/' "$OUT/half-runs.txt" | median)
+# Writes last: the rows they add (and the autovacuum they set off) must not disturb the list
+# figures above.
+read -r GET_RPS GET_P50 GET_P99 GET_BAD < <(run_wrk get)
+read -r POST_RPS POST_P50 POST_P99 POST_BAD < <(run_wrk create)
+
 PEAK_RSS_KB=$(awk '/VmHWM/ { print $2 }' /proc/$SERVER/status)
 kill $SERVER; wait $SERVER 2>/dev/null || true
 trap - EXIT
