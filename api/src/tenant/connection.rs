@@ -24,22 +24,26 @@ pub(super) enum RequestTransaction {
 }
 
 impl RequestTransaction {
-    /// Opens a transaction in which only `tenant_id`'s rows are visible (on PostgreSQL).
-    pub async fn begin(db: &DatabaseConnection, tenant_id: &str) -> Result<Self, DbErr> {
+    /// Opens a transaction in which only `tenant_id`'s rows are visible (on PostgreSQL;
+    /// `None`: no tenant's rows, only rows that belong to no tenant).
+    pub async fn begin(db: &DatabaseConnection, tenant_id: Option<&str>) -> Result<Self, DbErr> {
         if db.get_database_backend() != DbBackend::Postgres {
             return Ok(Self::Orm(db.begin().await?));
         }
-        // A simple-protocol message takes no parameters, so the tenant id goes in as a quoted
-        // literal; the transaction-local setting ends with the transaction.
-        let begin = format!(
-            "BEGIN; SELECT set_config('app.tenant_id', {}, true)",
-            quote_literal(tenant_id)?
-        );
-        let txn = db
-            .get_postgres_connection_pool()
-            .begin_with(sqlx::AssertSqlSafe(begin))
-            .await
-            .map_err(|e| DbErr::Conn(RuntimeErr::SqlxError(e.into())))?;
+        let pool = db.get_postgres_connection_pool();
+        let txn = match tenant_id {
+            // A simple-protocol message takes no parameters, so the tenant id goes in as a
+            // quoted literal; the transaction-local setting ends with the transaction.
+            Some(tenant_id) => {
+                let begin = format!(
+                    "BEGIN; SELECT set_config('app.tenant_id', {}, true)",
+                    quote_literal(tenant_id)?
+                );
+                pool.begin_with(sqlx::AssertSqlSafe(begin)).await
+            }
+            None => pool.begin().await,
+        };
+        let txn = txn.map_err(|e| DbErr::Conn(RuntimeErr::SqlxError(e.into())))?;
         Ok(Self::Postgres(Mutex::new(txn)))
     }
 

@@ -20,12 +20,12 @@ use std::collections::HashMap;
 
 use chrono::Utc;
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, EntityTrait, QueryFilter,
-    Statement, TransactionTrait,
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
     sea_query::{Alias, Expr, ExprTrait, IntoIden, OnConflict, Query},
 };
 use uuid::Uuid;
 
+use super::connection::RequestTransaction;
 use crate::{
     entities::{membership, tenant, user},
     error::ApiError,
@@ -96,7 +96,7 @@ pub type DeletedRows = Vec<(&'static str, u64)>;
 
 /// One unit of system work on the directory and at most one tenant.
 pub struct TenantAdmin {
-    txn: DatabaseTransaction,
+    txn: RequestTransaction,
     tenant_id: Option<String>,
 }
 
@@ -104,17 +104,7 @@ impl TenantAdmin {
     /// Begins a transaction for work affecting `tenant` (None: only directory rows that belong
     /// to no tenant: users, webhook deliveries).
     pub async fn begin(state: &AppState, tenant: Option<&str>) -> Result<TenantAdmin, ApiError> {
-        let txn = state.db.begin().await?;
-        if txn.get_database_backend() == DbBackend::Postgres
-            && let Some(tenant) = tenant
-        {
-            txn.execute_raw(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                "SELECT set_config('app.tenant_id', $1, true)",
-                [tenant.to_owned().into()],
-            ))
-            .await?;
-        }
+        let txn = RequestTransaction::begin(&state.db, tenant).await?;
         Ok(TenantAdmin {
             txn,
             tenant_id: tenant.map(str::to_owned),

@@ -49,7 +49,7 @@ impl ScopedDb {
     /// first time it is seen).
     pub async fn begin(state: &AppState, ctx: &TenantContext) -> Result<ScopedDb, ApiError> {
         register_tenant(state, ctx).await?;
-        let txn = RequestTransaction::begin(&state.db, &ctx.tenant_id).await?;
+        let txn = RequestTransaction::begin(&state.db, Some(&ctx.tenant_id)).await?;
         Ok(ScopedDb {
             txn,
             tenant_id: ctx.tenant_id.clone(),
