@@ -453,6 +453,63 @@ async fn etags_and_if_match_guard_against_lost_updates() {
     assert_eq!(fresh_delete.status().as_u16(), 204);
 }
 
+/// GET with `If-None-Match` → (status, ETag, body bytes).
+async fn conditional_get(
+    app: &TestApp,
+    path: &str,
+    token: &str,
+    etag: &str,
+) -> (u16, String, usize) {
+    let response = app
+        .request(Method::GET, path, token)
+        .header("if-none-match", etag)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let tag = response.headers()["etag"].to_str().unwrap().to_owned();
+    (status, tag, response.bytes().await.unwrap().len())
+}
+
+#[tokio::test]
+async fn list_pages_answer_304_until_a_row_on_them_changes() {
+    let app = TestApp::spawn().await;
+    let token = app.token(admin("org_acme"));
+    let task = create_task(&app, &token, json!({ "title": "poll me" })).await;
+    create_project(&app, &token, "Polled").await;
+
+    let list = app.get("/v1/tasks", &token).await;
+    assert_eq!(list.status, 200);
+    let etag = list.header("etag").expect("list ETag").to_owned();
+    assert!(etag.starts_with("W/\""), "weak validator: {etag}");
+    assert_eq!(
+        conditional_get(&app, "/v1/tasks", &token, &etag).await,
+        (304, etag.clone(), 0),
+        "unchanged page: 304 with the same ETag and no body"
+    );
+    // A filter is a different page: its own representation, its own ETag.
+    let completed = app.get("/v1/tasks?completed=true", &token).await;
+    assert_ne!(completed.header("etag").unwrap(), etag);
+
+    // Completing the task changes the page it is on.
+    let path = format!("/v1/tasks/{}", task["id"].as_str().unwrap());
+    let patched = app.patch(&path, &token, json!({ "completed": true })).await;
+    assert_eq!(patched.status, 200, "{}", patched.json);
+    let (status, new_etag, len) = conditional_get(&app, "/v1/tasks", &token, &etag).await;
+    assert_eq!(status, 200, "a changed page answers 200");
+    assert!(len > 0);
+    assert_ne!(new_etag, etag);
+
+    // The other list endpoints follow the same rule.
+    let projects = app.get("/v1/projects", &token).await;
+    let projects_etag = projects.header("etag").expect("projects ETag").to_owned();
+    let (status, _, _) = conditional_get(&app, "/v1/projects", &token, &projects_etag).await;
+    assert_eq!(status, 304);
+    create_project(&app, &token, "Another").await;
+    let (status, _, _) = conditional_get(&app, "/v1/projects", &token, &projects_etag).await;
+    assert_eq!(status, 200, "a new project changes the first page");
+}
+
 #[tokio::test]
 async fn another_tenants_ids_answer_404_everywhere() {
     let app = TestApp::spawn().await;

@@ -1,7 +1,7 @@
 //! Conventions every resource shares: cursor pages, ETags with `If-Match`/`If-None-Match`, and
 //! PATCH's difference between an absent field and an explicit `null`.
 
-use actix_web::{HttpRequest, HttpResponse, http::header};
+use actix_web::{HttpRequest, HttpResponse, http::header, mime};
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
@@ -152,7 +152,7 @@ pub fn with_etag(mut response: HttpResponse, version: i32) -> HttpResponse {
 /// The answer to a read of a versioned row: 304 when `If-None-Match` already names this
 /// version, else 200 with the body; both carry the `ETag`.
 pub fn read_response(req: &HttpRequest, version: i32, body: impl Serialize) -> HttpResponse {
-    let response = if not_modified(req, version) {
+    let response = if not_modified(req, &etag(version)) {
         HttpResponse::NotModified().finish()
     } else {
         HttpResponse::Ok().json(body)
@@ -160,9 +160,32 @@ pub fn read_response(req: &HttpRequest, version: i32, body: impl Serialize) -> H
     with_etag(response, version)
 }
 
-/// True when `If-None-Match` already names the current version (answer 304).
-pub fn not_modified(req: &HttpRequest, version: i32) -> bool {
-    let current = etag(version);
+/// The answer to a list read. A page has no version of its own, so its `ETag` is a weak one
+/// derived from the serialized page: a client polling a list sends it back in `If-None-Match`
+/// and gets a bodiless 304 until a row on the page (or the page's extent) changes.
+pub fn page_response<T: ToSchema + Serialize>(
+    req: &HttpRequest,
+    page: &Page<T>,
+) -> Result<HttpResponse, ApiError> {
+    let body = serde_json::to_vec(page).map_err(|err| ApiError::Internal(err.to_string()))?;
+    let tag = format!("W/\"{:032x}\"", xxhash_rust::xxh3::xxh3_128(&body));
+    let mut response = if not_modified(req, &tag) {
+        HttpResponse::NotModified().finish()
+    } else {
+        HttpResponse::Ok()
+            .content_type(mime::APPLICATION_JSON)
+            .body(body)
+    };
+    if let Ok(value) = header::HeaderValue::from_str(&tag) {
+        response.headers_mut().insert(header::ETAG, value);
+    }
+    Ok(response)
+}
+
+/// True when `If-None-Match` names `current` or is `*` (answer 304). The comparison is weak
+/// (RFC 9110 §13.1.2): a `W/` prefix on either side is ignored.
+pub fn not_modified(req: &HttpRequest, current: &str) -> bool {
+    let current = current.trim_start_matches("W/");
     req.headers()
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())

@@ -287,9 +287,10 @@ pub async fn create(
 #[utoipa::path(
     get, path = "/v1/generations", tag = "generations",
     security(("bearer" = [])),
-    params(ListGenerations),
+    params(ListGenerations, ("If-None-Match" = Option<String>, Header, description = "ETag of a page read earlier; 304 while that page is unchanged")),
     responses(
-        (status = 200, description = "A page of generations", body = Page<Generation>),
+        (status = 200, description = "A page of generations", body = Page<Generation>, headers(("ETag" = String, description = "Weak validator of this page; send it in If-None-Match"))),
+        (status = 304, description = "Not modified: the page is as the If-None-Match ETag describes"),
         (status = 400, description = "Malformed query", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid token", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 403, description = "Needs org:generations:read", body = ProblemDetails, content_type = "application/problem+json"),
@@ -298,6 +299,7 @@ pub async fn create(
 )]
 pub async fn list(
     state: web::Data<AppState>,
+    req: HttpRequest,
     ctx: TenantContext,
     query: web::Query<ListGenerations>,
 ) -> Result<HttpResponse, ApiError> {
@@ -326,7 +328,7 @@ pub async fn list(
     let db = ScopedDb::begin(&state, &ctx).await?;
     let rows = db.all(select).await?;
     db.finish_read();
-    Ok(HttpResponse::Ok().json(page.page(rows, |m| m.id, Generation::from)))
+    rest::page_response(&req, &page.page(rows, |m| m.id, Generation::from))
 }
 
 /// Get a generation.

@@ -1,7 +1,7 @@
 //! `/v1/members`: who belongs to the current workspace, from the memberships synced by Clerk's
 //! webhooks (for assignee pickers), and the assignee check tasks use.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde::{Deserialize, Serialize};
@@ -71,9 +71,10 @@ pub struct ListMembers {
 #[utoipa::path(
     get, path = "/v1/members", tag = "members",
     security(("bearer" = [])),
-    params(ListMembers),
+    params(ListMembers, ("If-None-Match" = Option<String>, Header, description = "ETag of a page read earlier; 304 while that page is unchanged")),
     responses(
-        (status = 200, description = "A page of members", body = Page<Member>),
+        (status = 200, description = "A page of members", body = Page<Member>, headers(("ETag" = String, description = "Weak validator of this page; send it in If-None-Match"))),
+        (status = 304, description = "Not modified: the page is as the If-None-Match ETag describes"),
         (status = 400, description = "Malformed query", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid token", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 403, description = "Needs org:members:read", body = ProblemDetails, content_type = "application/problem+json"),
@@ -82,6 +83,7 @@ pub struct ListMembers {
 )]
 pub async fn list(
     state: web::Data<AppState>,
+    req: HttpRequest,
     ctx: TenantContext,
     query: web::Query<ListMembers>,
 ) -> Result<HttpResponse, ApiError> {
@@ -111,7 +113,7 @@ pub async fn list(
             Member::new(m, profile)
         },
     );
-    Ok(HttpResponse::Ok().json(page))
+    rest::page_response(&req, &page)
 }
 
 /// 422 on `assignee_user_id` when the workspace has synced membership data and the user is not

@@ -108,9 +108,10 @@ pub async fn create(
 #[utoipa::path(
     get, path = "/v1/projects", tag = "projects",
     security(("bearer" = [])),
-    params(ListProjects),
+    params(ListProjects, ("If-None-Match" = Option<String>, Header, description = "ETag of a page read earlier; 304 while that page is unchanged")),
     responses(
-        (status = 200, description = "A page of projects", body = Page<Project>),
+        (status = 200, description = "A page of projects", body = Page<Project>, headers(("ETag" = String, description = "Weak validator of this page; send it in If-None-Match"))),
+        (status = 304, description = "Not modified: the page is as the If-None-Match ETag describes"),
         (status = 401, description = "Missing or invalid token", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 403, description = "Needs org:projects:read", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 422, description = "Invalid limit or cursor", body = ProblemDetails, content_type = "application/problem+json"),
@@ -118,6 +119,7 @@ pub async fn create(
 )]
 pub async fn list(
     state: web::Data<AppState>,
+    req: HttpRequest,
     ctx: TenantContext,
     query: web::Query<ListProjects>,
 ) -> Result<HttpResponse, ApiError> {
@@ -135,14 +137,17 @@ pub async fn list(
     let db = ScopedDb::begin(&state, &ctx).await?;
     let rows = db.all(select).await?;
     db.finish_read();
-    Ok(HttpResponse::Ok().json(page.page(rows, |m| m.id, Project::from)))
+    rest::page_response(&req, &page.page(rows, |m| m.id, Project::from))
 }
 
 /// Get a project.
 #[utoipa::path(
     get, path = "/v1/projects/{id}", tag = "projects",
     security(("bearer" = [])),
-    params(("id" = Uuid, Path, description = "Project id")),
+    params(
+        ("id" = Uuid, Path, description = "Project id"),
+        ("If-None-Match" = Option<String>, Header, description = "ETag from an earlier read; 304 while unchanged"),
+    ),
     responses(
         (status = 200, description = "The project", body = Project, headers(("ETag" = String))),
         (status = 304, description = "Not modified (If-None-Match)"),

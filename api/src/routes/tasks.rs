@@ -202,9 +202,10 @@ pub async fn create(
 #[utoipa::path(
     get, path = "/v1/tasks", tag = "tasks",
     security(("bearer" = [])),
-    params(ListTasks),
+    params(ListTasks, ("If-None-Match" = Option<String>, Header, description = "ETag of a page read earlier; 304 while that page is unchanged")),
     responses(
-        (status = 200, description = "A page of tasks", body = Page<Task>),
+        (status = 200, description = "A page of tasks", body = Page<Task>, headers(("ETag" = String, description = "Weak validator of this page; send it in If-None-Match"))),
+        (status = 304, description = "Not modified: the page is as the If-None-Match ETag describes"),
         (status = 400, description = "Malformed query", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid token", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 403, description = "Needs org:tasks:read", body = ProblemDetails, content_type = "application/problem+json"),
@@ -213,6 +214,7 @@ pub async fn create(
 )]
 pub async fn list(
     state: web::Data<AppState>,
+    req: HttpRequest,
     ctx: TenantContext,
     query: web::Query<ListTasks>,
 ) -> Result<HttpResponse, ApiError> {
@@ -267,7 +269,7 @@ pub async fn list(
     let db = ScopedDb::begin(&state, &ctx).await?;
     let rows = db.all(select).await?;
     db.finish_read();
-    Ok(HttpResponse::Ok().json(page.page(rows, |m| m.id, Task::from)))
+    rest::page_response(&req, &page.page(rows, |m| m.id, Task::from))
 }
 
 /// `LOWER(title) LIKE '%q%'`, with the client's `%`, `_` and `\` taken literally.
@@ -288,7 +290,10 @@ fn title_contains(q: &str) -> Condition {
 #[utoipa::path(
     get, path = "/v1/tasks/{id}", tag = "tasks",
     security(("bearer" = [])),
-    params(("id" = Uuid, Path, description = "Task id")),
+    params(
+        ("id" = Uuid, Path, description = "Task id"),
+        ("If-None-Match" = Option<String>, Header, description = "ETag from an earlier read; 304 while unchanged"),
+    ),
     responses(
         (status = 200, description = "The task", body = Task, headers(("ETag" = String))),
         (status = 304, description = "Not modified (If-None-Match)"),

@@ -476,9 +476,10 @@ pub async fn create(
 #[utoipa::path(
     get, path = "/v1/voices", tag = "voices",
     security(("bearer" = [])),
-    params(ListVoices),
+    params(ListVoices, ("If-None-Match" = Option<String>, Header, description = "ETag of a page read earlier; 304 while that page is unchanged")),
     responses(
-        (status = 200, description = "A page of voices", body = Page<Voice>),
+        (status = 200, description = "A page of voices", body = Page<Voice>, headers(("ETag" = String, description = "Weak validator of this page; send it in If-None-Match"))),
+        (status = 304, description = "Not modified: the page is as the If-None-Match ETag describes"),
         (status = 400, description = "Malformed query", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid token", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 403, description = "Needs org:voices:read", body = ProblemDetails, content_type = "application/problem+json"),
@@ -487,6 +488,7 @@ pub async fn create(
 )]
 pub async fn list(
     state: web::Data<AppState>,
+    req: HttpRequest,
     ctx: TenantContext,
     query: web::Query<ListVoices>,
 ) -> Result<HttpResponse, ApiError> {
@@ -550,14 +552,17 @@ pub async fn list(
     let db = ScopedDb::begin(&state, &ctx).await?;
     let rows = db.all(select).await?;
     db.finish_read();
-    Ok(HttpResponse::Ok().json(page.page(rows, |m| m.id, Voice::from)))
+    rest::page_response(&req, &page.page(rows, |m| m.id, Voice::from))
 }
 
 /// Get a voice (a system voice or one of this workspace's).
 #[utoipa::path(
     get, path = "/v1/voices/{id}", tag = "voices",
     security(("bearer" = [])),
-    params(("id" = Uuid, Path, description = "Voice id")),
+    params(
+        ("id" = Uuid, Path, description = "Voice id"),
+        ("If-None-Match" = Option<String>, Header, description = "ETag from an earlier read; 304 while unchanged"),
+    ),
     responses(
         (status = 200, description = "The voice", body = Voice, headers(("ETag" = String))),
         (status = 304, description = "Not modified (If-None-Match)"),
