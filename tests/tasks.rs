@@ -598,6 +598,21 @@ async fn tenant_ids_with_quotes_and_backslashes_stay_apart() {
     }
 }
 
+/// A signed token whose organization id no workspace could have (a control character) is
+/// refused with 401, not failed on in the database.
+#[tokio::test]
+async fn a_token_naming_an_impossible_workspace_is_refused() {
+    let app = TestApp::spawn().await;
+    let token = app.token(admin("org_a\u{0}b"));
+    app.get("/v1/tasks", &token)
+        .await
+        .assert_problem(401, "unauthorized");
+    let write = app
+        .post("/v1/tasks", &token, json!({ "title": "nowhere" }))
+        .await;
+    write.assert_problem(401, "unauthorized");
+}
+
 #[tokio::test]
 async fn personal_workspace_and_orgs_do_not_see_each_other() {
     let app = TestApp::spawn().await;

@@ -142,8 +142,12 @@ impl Precondition {
 }
 
 /// Sets the `ETag` of a row at `version` on a response.
-pub fn with_etag(mut response: HttpResponse, version: i32) -> HttpResponse {
-    if let Ok(value) = header::HeaderValue::from_str(&etag(version)) {
+pub fn with_etag(response: HttpResponse, version: i32) -> HttpResponse {
+    set_etag(response, &etag(version))
+}
+
+fn set_etag(mut response: HttpResponse, tag: &str) -> HttpResponse {
+    if let Ok(value) = header::HeaderValue::from_str(tag) {
         response.headers_mut().insert(header::ETAG, value);
     }
     response
@@ -169,17 +173,14 @@ pub fn page_response<T: ToSchema + Serialize>(
 ) -> Result<HttpResponse, ApiError> {
     let body = serde_json::to_vec(page).map_err(|err| ApiError::Internal(err.to_string()))?;
     let tag = format!("W/\"{:032x}\"", xxhash_rust::xxh3::xxh3_128(&body));
-    let mut response = if not_modified(req, &tag) {
+    let response = if not_modified(req, &tag) {
         HttpResponse::NotModified().finish()
     } else {
         HttpResponse::Ok()
             .content_type(mime::APPLICATION_JSON)
             .body(body)
     };
-    if let Ok(value) = header::HeaderValue::from_str(&tag) {
-        response.headers_mut().insert(header::ETAG, value);
-    }
-    Ok(response)
+    Ok(set_etag(response, &tag))
 }
 
 /// True when `If-None-Match` names `current` or is `*` (answer 304). The comparison is weak

@@ -46,6 +46,13 @@ impl FromRequest for TenantContext {
                 .app_data::<web::Data<AppState>>()
                 .ok_or_else(|| ApiError::internal("AppState missing"))?;
             let ctx = state.auth.authenticate(&token).await?;
+            // The tenant id selects rows and reaches PostgreSQL as a setting: an id no
+            // organization or user could have is refused here, not failed on in the database.
+            if ctx.tenant_id.is_empty() || ctx.tenant_id.chars().any(char::is_control) {
+                return Err(ApiError::Unauthorized(Unauthorized::invalid(
+                    "the token names no valid workspace",
+                )));
+            }
             req.extensions_mut()
                 .insert(LoggedTenant(ctx.tenant_id.clone()));
             Ok(ctx)

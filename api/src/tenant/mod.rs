@@ -1,7 +1,7 @@
 //! Who a request acts for ([`TenantContext`]), what it may do ([`permissions`]), and the
 //! tenant-scoped data handle every handler reads and writes through ([`scoped`]).
 
-pub mod connection;
+mod connection;
 pub mod context;
 pub mod lifecycle;
 pub mod permissions;

@@ -5,7 +5,7 @@
 //!   `created_by_user_id` columns.
 //! - [`ScopedDb::begin`] opens a transaction for one request's database work and, on
 //!   PostgreSQL, sets `app.tenant_id` transaction-locally in the same message, which
-//!   row-level security checks (the second wall; see `migration::rls` and [`super::connection`]).
+//!   row-level security checks (the second wall; see `migration::rls` and `connection.rs`).
 //! - The handle never hands out its connection. Every read, update and delete goes through a
 //!   method that ANDs `tenant_id = <ctx tenant>` onto whatever query the caller built, so a
 //!   query without the filter cannot be executed through it; inserts are stamped with the
