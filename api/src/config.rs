@@ -611,7 +611,7 @@ impl ClerkConfig {
         )?);
         let webhook_secret = non_empty(&args.clerk_webhook_secret);
         if let Some(secret) = &webhook_secret
-            && crate::routes::webhooks::signing_key(secret).is_none()
+            && crate::auth::svix::signing_key(secret).is_none()
         {
             return Err(bad(
                 "CLERK_WEBHOOK_SECRET",

@@ -15,5 +15,6 @@ pub mod rest;
 pub mod routes;
 pub mod server;
 pub mod speech;
+pub mod state;
 pub mod telemetry;
 pub mod tenant;

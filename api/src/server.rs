@@ -1,10 +1,10 @@
-//! Builds the application state and the HTTP server. `main` and the tests start the same App.
+//! Assembles the App: the shared state, the middleware and the routes. `main` and the tests
+//! start the same App.
 
 use std::{net::TcpListener, sync::Arc};
 
 use actix_web::{App, HttpServer, dev::Server, middleware::from_fn, web};
 use anyhow::Context;
-use sea_orm::DatabaseConnection;
 
 use crate::{
     auth::Authenticator,
@@ -13,19 +13,9 @@ use crate::{
     http::{self, not_found, request_context},
     routes,
     speech::Speech,
+    state::AppState,
+    tenant::TenantRegistry,
 };
-
-/// Shared by every request.
-#[derive(Clone)]
-pub struct AppState {
-    pub config: Arc<Config>,
-    pub db: DatabaseConnection,
-    pub auth: Arc<Authenticator>,
-    /// Tenants already registered in the `tenants` table by this process.
-    pub seen_tenants: moka::sync::Cache<String, ()>,
-    /// Speech provider, audio storage and synthesis limits.
-    pub speech: Arc<Speech>,
-}
 
 /// Connects to the database, applies or checks migrations, and sets up authentication.
 ///
@@ -58,9 +48,9 @@ pub async fn prepare(config: Config) -> anyhow::Result<AppState> {
         .context("cannot connect to the database")?;
     Ok(AppState {
         config: Arc::new(config),
+        tenants: TenantRegistry::new(db.clone()),
         db,
         auth: Arc::new(auth),
-        seen_tenants: moka::sync::Cache::new(100_000),
         speech: Arc::new(speech),
     })
 }
@@ -71,6 +61,7 @@ pub fn start(listener: TcpListener, state: AppState) -> std::io::Result<Server> 
     let config = state.config.clone();
     let (json_config, path_config, query_config) = http::extractor_configs(&config);
     let config_data = web::Data::from(config.clone());
+    let auth_data = web::Data::from(state.auth.clone());
     let workers = config.workers.unwrap_or_else(|| {
         std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
     });
@@ -79,6 +70,7 @@ pub fn start(listener: TcpListener, state: AppState) -> std::io::Result<Server> 
         App::new()
             .app_data(web::Data::new(worker_state(&state, workers)))
             .app_data(config_data.clone())
+            .app_data(auth_data.clone())
             .app_data(json_config.clone())
             .app_data(path_config.clone())
             .app_data(query_config.clone())
@@ -95,12 +87,13 @@ pub fn start(listener: TcpListener, state: AppState) -> std::io::Result<Server> 
 /// The state one worker serves with: the shared state, with a PostgreSQL pool of the
 /// worker's own (see [`db::connect_worker_pool`]).
 fn worker_state(shared: &AppState, workers: usize) -> AppState {
-    let mut state = shared.clone();
     let config = &shared.config;
     match db::connect_worker_pool(&config.database_url, &config.db, workers) {
-        Some(Ok(pool)) => state.db = pool,
-        Some(Err(error)) => tracing::warn!(%error, "worker keeps the shared database pool"),
-        None => {}
+        Some(Ok(pool)) => shared.with_connection(pool),
+        Some(Err(error)) => {
+            tracing::warn!(%error, "worker keeps the shared database pool");
+            shared.clone()
+        }
+        None => shared.clone(),
     }
-    state
 }

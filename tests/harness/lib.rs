@@ -27,7 +27,7 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub clerk: ClerkStandIn,
     pub db: TestDatabase,
-    pub state: server::AppState,
+    pub state: resonance_api::state::AppState,
     pub data_dir: tempfile::TempDir,
 }
 

@@ -4,10 +4,10 @@ use std::{future::Future, pin::Pin};
 
 use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload, http::header, web};
 
+use super::Authenticator;
 use crate::{
     error::{ApiError, Unauthorized},
     http::LoggedTenant,
-    server::AppState,
     tenant::TenantContext,
 };
 
@@ -42,10 +42,10 @@ impl FromRequest for TenantContext {
         let req = req.clone();
         Box::pin(async move {
             let token = bearer_token(&req)?;
-            let state = req
-                .app_data::<web::Data<AppState>>()
-                .ok_or_else(|| ApiError::internal("AppState missing"))?;
-            let ctx = state.auth.authenticate(&token).await?;
+            let auth = req
+                .app_data::<web::Data<Authenticator>>()
+                .ok_or_else(|| ApiError::internal("the Authenticator is not registered"))?;
+            let ctx = auth.authenticate(&token).await?;
             // The tenant id selects rows and reaches PostgreSQL as a setting: an id no
             // organization or user could have is refused here, not failed on in the database.
             if ctx.tenant_id.is_empty() || ctx.tenant_id.chars().any(char::is_control) {

@@ -14,6 +14,7 @@ pub mod inspect;
 pub mod keys;
 pub mod machine;
 pub mod session;
+pub mod svix;
 
 use std::{
     sync::Arc,

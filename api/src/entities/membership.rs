@@ -5,7 +5,7 @@
 
 use sea_orm::entity::prelude::*;
 
-use crate::tenant::scoped::TenantOwned;
+use super::TenantOwned;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "memberships")]

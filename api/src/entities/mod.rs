@@ -1,4 +1,5 @@
-//! sea-orm entities, one file each.
+//! sea-orm entities, one file each, and the traits that tell the tenant-scoped handle how an
+//! entity is owned and versioned.
 
 pub mod generation;
 pub mod membership;
@@ -7,3 +8,28 @@ pub mod task;
 pub mod tenant;
 pub mod user;
 pub mod voice;
+
+use sea_orm::EntityTrait;
+
+/// A tenant-owned entity: `tenant::ScopedDb` filters every read, update and delete on
+/// [`TenantOwned::TENANT`] and stamps it (and the creator) on inserts.
+pub trait TenantOwned: EntityTrait {
+    /// The `tenant_id` column.
+    const TENANT: Self::Column;
+    /// The `created_by_user_id` column.
+    const CREATED_BY: Self::Column;
+    /// Rows with a NULL tenant are shared: readable by every tenant, writable by none.
+    const SHARED_ROWS: bool = false;
+}
+
+/// An entity whose rows carry a `version`, bumped on every update: the ETag clients send back
+/// in `If-Match`.
+pub trait Versioned: TenantOwned {
+    /// The primary key column (a UUID).
+    const ID: Self::Column;
+    /// The `version` column.
+    const VERSION: Self::Column;
+    /// What the API calls one row, for "no such …" answers.
+    const NAME: &'static str;
+    fn version(model: &Self::Model) -> i32;
+}

@@ -2,7 +2,7 @@
 
 use sea_orm::entity::prelude::*;
 
-use crate::tenant::scoped::TenantOwned;
+use super::{TenantOwned, Versioned};
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "tasks")]
@@ -46,4 +46,13 @@ impl ActiveModelBehavior for ActiveModel {}
 impl TenantOwned for Entity {
     const TENANT: Column = Column::TenantId;
     const CREATED_BY: Column = Column::CreatedByUserId;
+}
+
+impl Versioned for Entity {
+    const ID: Column = Column::Id;
+    const VERSION: Column = Column::Version;
+    const NAME: &'static str = "task";
+    fn version(model: &Model) -> i32 {
+        model.version
+    }
 }

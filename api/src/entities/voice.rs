@@ -3,7 +3,7 @@
 
 use sea_orm::entity::prelude::*;
 
-use crate::tenant::scoped::TenantOwned;
+use super::{TenantOwned, Versioned};
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "voices")]
@@ -50,5 +50,14 @@ impl TenantOwned for Entity {
 impl Model {
     pub fn is_system(&self) -> bool {
         self.tenant_id.is_none()
+    }
+}
+
+impl Versioned for Entity {
+    const ID: Column = Column::Id;
+    const VERSION: Column = Column::Version;
+    const NAME: &'static str = "voice";
+    fn version(model: &Model) -> i32 {
+        model.version
     }
 }

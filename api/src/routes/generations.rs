@@ -16,8 +16,8 @@ use crate::{
     error::{ApiError, FieldError, ProblemDetails},
     rest::{self, Page, PageRequest},
     routes::audio,
-    server::AppState,
     speech::{OutputFormat, SynthesisRequest, storage::AudioStorage},
+    state::AppState,
     tenant::{TenantContext, permissions, scoped::ScopedDb},
 };
 
@@ -192,7 +192,7 @@ pub async fn create(
     }
     rest::reject_invalid(errors)?;
 
-    let db = ScopedDb::begin(&state, &ctx).await?;
+    let db = ScopedDb::begin(&state.tenants, &ctx).await?;
     let voice = db
         .get::<voice::Entity>(input.voice_id)
         .await?
@@ -236,7 +236,7 @@ pub async fn create(
             row.audio_bytes = Set(None);
             row.duration_ms = Set(None);
             row.sample_rate = Set(None);
-            let db = ScopedDb::begin(&state, &ctx).await?;
+            let db = ScopedDb::begin(&state.tenants, &ctx).await?;
             db.insert(row).await?;
             db.commit().await?;
             return Err(ApiError::BadGateway {
@@ -263,7 +263,7 @@ pub async fn create(
     row.duration_ms = Set(Some(synthesized.info.duration.as_millis() as i64));
     row.sample_rate = Set(synthesized.info.sample_rate.map(|r| r as i32));
     let stored = async {
-        let db = ScopedDb::begin(&state, &ctx).await?;
+        let db = ScopedDb::begin(&state.tenants, &ctx).await?;
         let created = db.insert(row).await?;
         db.commit().await?;
         Ok::<_, ApiError>(created)
@@ -325,7 +325,7 @@ pub async fn list(
     if let Some(status) = &query.status {
         select = select.filter(generation::Column::Status.eq(status.as_str()));
     }
-    let db = ScopedDb::begin(&state, &ctx).await?;
+    let db = ScopedDb::begin(&state.tenants, &ctx).await?;
     let rows = db.all(select).await?;
     db.finish_read();
     rest::page_response(&req, &page.page(rows, |m| m.id, Generation::from))
@@ -350,7 +350,7 @@ pub async fn get(
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     ctx.require(permissions::GENERATIONS_READ)?;
-    let db = ScopedDb::begin(&state, &ctx).await?;
+    let db = ScopedDb::begin(&state.tenants, &ctx).await?;
     let found = db
         .get::<generation::Entity>(*id)
         .await?
@@ -378,7 +378,7 @@ pub async fn delete(
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     ctx.require(permissions::GENERATIONS_CREATE)?;
-    let db = ScopedDb::begin(&state, &ctx).await?;
+    let db = ScopedDb::begin(&state.tenants, &ctx).await?;
     let current = db
         .get::<generation::Entity>(*id)
         .await?
@@ -424,7 +424,7 @@ pub async fn audio(
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     ctx.require(permissions::GENERATIONS_READ)?;
-    let db = ScopedDb::begin(&state, &ctx).await?;
+    let db = ScopedDb::begin(&state.tenants, &ctx).await?;
     let found = db
         .get::<generation::Entity>(*id)
         .await?

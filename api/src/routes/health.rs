@@ -6,7 +6,7 @@ use actix_web::{HttpResponse, web};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::{db, error::ApiError, server::AppState};
+use crate::{db, error::ApiError, state::AppState};
 
 #[derive(Serialize, ToSchema)]
 pub struct HealthStatus {

@@ -6,7 +6,7 @@ use utoipa::ToSchema;
 
 use crate::{
     http::public_base,
-    server::AppState,
+    state::AppState,
     tenant::{TenantContext, permissions},
 };
 

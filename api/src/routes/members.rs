@@ -11,8 +11,8 @@ use crate::{
     entities::{membership, user},
     error::{ApiError, ProblemDetails},
     rest::{self, Page, PageRequest},
-    server::AppState,
-    tenant::{TenantContext, lifecycle, permissions, scoped::ScopedDb},
+    state::AppState,
+    tenant::{TenantContext, permissions, scoped::ScopedDb},
 };
 
 /// A member of the workspace.
@@ -99,12 +99,11 @@ pub async fn list(
     if let Some(after) = page.after {
         select = select.filter(membership::Column::Id.lt(after));
     }
-    let db = ScopedDb::begin(&state, &ctx).await?;
+    let db = ScopedDb::begin(&state.tenants, &ctx).await?;
     let rows = db.all(select).await?;
-    db.finish_read();
-
     let ids: Vec<String> = rows.iter().map(|m| m.user_id.clone()).collect();
-    let profiles = lifecycle::user_profiles(&state, &ids).await?;
+    let profiles = db.user_profiles(&ids).await?;
+    db.finish_read();
     let page = page.page(
         rows,
         |m| m.id,

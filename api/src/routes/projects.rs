@@ -11,7 +11,7 @@ use crate::{
     entities::{project, task},
     error::{ApiError, ProblemDetails},
     rest::{self, Page, PageRequest, Precondition},
-    server::AppState,
+    state::AppState,
     tenant::{TenantContext, permissions, scoped::ScopedDb},
 };
 
@@ -85,7 +85,7 @@ pub async fn create(
     let name = rest::trimmed("name", &body.name, MAX_NAME_CHARS, &mut errors);
     rest::reject_invalid(errors)?;
 
-    let db = ScopedDb::begin(&state, &ctx).await?;
+    let db = ScopedDb::begin(&state.tenants, &ctx).await?;
     let now = Utc::now();
     let created = db
         .insert(project::ActiveModel {
@@ -134,7 +134,7 @@ pub async fn list(
     if let Some(after) = page.after {
         select = select.filter(project::Column::Id.lt(after));
     }
-    let db = ScopedDb::begin(&state, &ctx).await?;
+    let db = ScopedDb::begin(&state.tenants, &ctx).await?;
     let rows = db.all(select).await?;
     db.finish_read();
     rest::page_response(&req, &page.page(rows, |m| m.id, Project::from))
@@ -163,7 +163,7 @@ pub async fn get(
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     ctx.require(permissions::PROJECTS_READ)?;
-    let db = ScopedDb::begin(&state, &ctx).await?;
+    let db = ScopedDb::begin(&state.tenants, &ctx).await?;
     let found = db
         .get::<project::Entity>(*id)
         .await?
@@ -210,7 +210,7 @@ pub async fn update(
         .map(|n| rest::trimmed("name", n, MAX_NAME_CHARS, &mut errors));
     rest::reject_invalid(errors)?;
 
-    let db = ScopedDb::begin(&state, &ctx).await?;
+    let db = ScopedDb::begin(&state.tenants, &ctx).await?;
     let current = db
         .get::<project::Entity>(*id)
         .await?
@@ -264,7 +264,7 @@ pub async fn delete(
 ) -> Result<HttpResponse, ApiError> {
     ctx.require(permissions::PROJECTS_WRITE)?;
     let precondition = Precondition::from_request(&req);
-    let db = ScopedDb::begin(&state, &ctx).await?;
+    let db = ScopedDb::begin(&state.tenants, &ctx).await?;
     let current = db
         .get::<project::Entity>(*id)
         .await?

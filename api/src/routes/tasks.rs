@@ -14,7 +14,7 @@ use crate::{
     entities::{project, task},
     error::{ApiError, FieldError, ProblemDetails},
     rest::{self, Page, PageRequest, Precondition, nullable},
-    server::AppState,
+    state::AppState,
     tenant::{TenantContext, permissions, scoped::ScopedDb},
 };
 
@@ -168,7 +168,7 @@ pub async fn create(
     }
     rest::reject_invalid(errors)?;
 
-    let db = ScopedDb::begin(&state, &ctx).await?;
+    let db = ScopedDb::begin(&state.tenants, &ctx).await?;
     if let Some(project_id) = input.project_id {
         check_project(&db, project_id).await?;
     }
@@ -266,7 +266,7 @@ pub async fn list(
         select = select.filter(title_contains(q));
     }
 
-    let db = ScopedDb::begin(&state, &ctx).await?;
+    let db = ScopedDb::begin(&state.tenants, &ctx).await?;
     let rows = db.all(select).await?;
     db.finish_read();
     rest::page_response(&req, &page.page(rows, |m| m.id, Task::from))
@@ -310,7 +310,7 @@ pub async fn get(
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     ctx.require(permissions::TASKS_READ)?;
-    let db = ScopedDb::begin(&state, &ctx).await?;
+    let db = ScopedDb::begin(&state.tenants, &ctx).await?;
     let found = db
         .get::<task::Entity>(*id)
         .await?
@@ -368,7 +368,7 @@ pub async fn update(
     }
     rest::reject_invalid(errors)?;
 
-    let db = ScopedDb::begin(&state, &ctx).await?;
+    let db = ScopedDb::begin(&state.tenants, &ctx).await?;
     let current = db
         .get::<task::Entity>(*id)
         .await?
@@ -451,7 +451,7 @@ pub async fn delete(
 ) -> Result<HttpResponse, ApiError> {
     ctx.require(permissions::TASKS_WRITE)?;
     let precondition = Precondition::from_request(&req);
-    let db = ScopedDb::begin(&state, &ctx).await?;
+    let db = ScopedDb::begin(&state.tenants, &ctx).await?;
     let mut delete = task::Entity::delete_many().filter(task::Column::Id.eq(*id));
     let deleted = match precondition {
         Precondition::None | Precondition::Exists => db.delete(delete).await?,

@@ -22,8 +22,8 @@ use crate::{
     error::{ApiError, FieldError, ProblemDetails},
     rest::{self, Page, PageRequest, Precondition, nullable},
     routes::audio,
-    server::AppState,
     speech::{audio::inspect, storage::AudioStorage},
+    state::AppState,
     tenant::{TenantContext, permissions, scoped::ScopedDb},
 };
 
@@ -449,7 +449,7 @@ pub async fn create(
         ..Default::default()
     };
     let stored = async {
-        let db = ScopedDb::begin(&state, &ctx).await?;
+        let db = ScopedDb::begin(&state.tenants, &ctx).await?;
         let created = db.insert(row).await?;
         db.commit().await?;
         Ok::<_, ApiError>(created)
@@ -549,7 +549,7 @@ pub async fn list(
             ),
         );
     }
-    let db = ScopedDb::begin(&state, &ctx).await?;
+    let db = ScopedDb::begin(&state.tenants, &ctx).await?;
     let rows = db.all(select).await?;
     db.finish_read();
     rest::page_response(&req, &page.page(rows, |m| m.id, Voice::from))
@@ -579,7 +579,7 @@ pub async fn get(
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     ctx.require(permissions::VOICES_READ)?;
-    let db = ScopedDb::begin(&state, &ctx).await?;
+    let db = ScopedDb::begin(&state.tenants, &ctx).await?;
     let found = db
         .get::<voice::Entity>(*id)
         .await?
@@ -637,7 +637,7 @@ pub async fn update(
     }
     rest::reject_invalid(errors)?;
 
-    let db = ScopedDb::begin(&state, &ctx).await?;
+    let db = ScopedDb::begin(&state.tenants, &ctx).await?;
     let current = db
         .get::<voice::Entity>(*id)
         .await?
@@ -711,7 +711,7 @@ pub async fn delete(
 ) -> Result<HttpResponse, ApiError> {
     ctx.require(permissions::VOICES_DELETE)?;
     let precondition = Precondition::from_request(&req);
-    let db = ScopedDb::begin(&state, &ctx).await?;
+    let db = ScopedDb::begin(&state.tenants, &ctx).await?;
     let current = db
         .get::<voice::Entity>(*id)
         .await?
@@ -769,7 +769,7 @@ pub async fn sample(
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     ctx.require(permissions::VOICES_READ)?;
-    let db = ScopedDb::begin(&state, &ctx).await?;
+    let db = ScopedDb::begin(&state.tenants, &ctx).await?;
     let found = db
         .get::<voice::Entity>(*id)
         .await?

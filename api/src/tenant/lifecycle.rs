@@ -1,4 +1,5 @@
-//! The system path: workspace lifecycle and directory sync, for work no request's
+//! The system path: the storage operations of workspace lifecycle and directory sync
+//! ([`super::directory_sync`]), for work no request's
 //! [`TenantContext`](crate::tenant::TenantContext) covers (Clerk webhooks).
 //!
 //! Why a separate handle: a webhook is not a user acting in a workspace, so [`ScopedDb`]
@@ -16,8 +17,6 @@
 //!
 //! [`ScopedDb`]: crate::tenant::scoped::ScopedDb
 
-use std::collections::HashMap;
-
 use chrono::Utc;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
@@ -25,11 +24,10 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::connection::RequestTransaction;
+use super::{TenantRegistry, connection::RequestTransaction};
 use crate::{
     entities::{membership, tenant, user},
     error::ApiError,
-    server::AppState,
 };
 
 /// `created_by_user_id` of rows the sync writes.
@@ -103,8 +101,11 @@ pub struct TenantAdmin {
 impl TenantAdmin {
     /// Begins a transaction for work affecting `tenant` (None: only directory rows that belong
     /// to no tenant: users, webhook deliveries).
-    pub async fn begin(state: &AppState, tenant: Option<&str>) -> Result<TenantAdmin, ApiError> {
-        let txn = RequestTransaction::begin(&state.db, tenant).await?;
+    pub async fn begin(
+        tenants: &TenantRegistry,
+        tenant: Option<&str>,
+    ) -> Result<TenantAdmin, ApiError> {
+        let txn = tenants.transaction(tenant).await?;
         Ok(TenantAdmin {
             txn,
             tenant_id: tenant.map(str::to_owned),
@@ -423,23 +424,4 @@ fn newer_than_stored(table: Alias, column: Alias) -> Expr {
     Expr::col((table.clone(), column.clone()))
         .is_null()
         .or(Expr::col((table, column.clone())).lt(Expr::col((Alias::new("excluded"), column))))
-}
-
-/// Directory profiles of these users (users are not tenant-owned: one row per user). Callers
-/// pass ids they already read through their own tenant's scoped handle (e.g. its
-/// memberships), so this reveals nothing of other workspaces.
-pub async fn user_profiles(
-    state: &AppState,
-    ids: &[String],
-) -> Result<HashMap<String, user::Model>, DbErr> {
-    if ids.is_empty() {
-        return Ok(HashMap::new());
-    }
-    Ok(user::Entity::find()
-        .filter(user::Column::Id.is_in(ids.iter().cloned()))
-        .all(&state.db)
-        .await?
-        .into_iter()
-        .map(|u| (u.id.clone(), u))
-        .collect())
 }

@@ -1,10 +1,16 @@
-//! Who a request acts for ([`TenantContext`]), what it may do ([`permissions`]), and the
-//! tenant-scoped data handle every handler reads and writes through ([`scoped`]).
+//! Who a request acts for ([`TenantContext`]), what it may do ([`permissions`]), and the only
+//! doors to tenant data: the [`TenantRegistry`], which opens the tenant-scoped handle
+//! ([`ScopedDb`]) for requests and the system handle ([`TenantAdmin`]) for directory sync.
 
 mod connection;
 pub mod context;
+pub mod directory_sync;
 pub mod lifecycle;
 pub mod permissions;
+mod registry;
 pub mod scoped;
 
 pub use context::{TenantContext, TenantKind, TokenKind};
+pub use lifecycle::TenantAdmin;
+pub use registry::TenantRegistry;
+pub use scoped::ScopedDb;

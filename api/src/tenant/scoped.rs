@@ -1,7 +1,7 @@
 //! The tenant-scoped data handle: the only way handlers reach tenant-owned data.
 //!
 //! How isolation is enforced:
-//! - Each tenant-owned entity implements [`TenantOwned`], naming its `tenant_id` and
+//! - Each tenant-owned entity implements [`TenantOwned`] (in `entities`), naming its `tenant_id` and
 //!   `created_by_user_id` columns.
 //! - [`ScopedDb::begin`] opens a transaction for one request's database work and, on
 //!   PostgreSQL, sets `app.tenant_id` transaction-locally in the same message, which
@@ -13,29 +13,18 @@
 //! - Entities whose rows may be shared (`tenant_id` NULL, e.g. system voices) opt in with
 //!   [`TenantOwned::SHARED_ROWS`]: reads then also see shared rows, writes never touch them.
 
+use std::collections::HashMap;
+
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, DbErr, DeleteMany, EntityTrait,
-    IntoActiveModel, PaginatorTrait, QueryFilter, Select, sea_query::OnConflict,
+    ActiveModelTrait, ColumnTrait, Condition, DbErr, DeleteMany, EntityTrait, IntoActiveModel,
+    PaginatorTrait, QueryFilter, Select,
 };
 
-use super::connection::RequestTransaction;
-
+use super::{TenantContext, TenantRegistry, connection::RequestTransaction};
 use crate::{
-    entities::tenant,
+    entities::{TenantOwned, user},
     error::ApiError,
-    server::AppState,
-    tenant::{TenantContext, TenantKind},
 };
-
-/// A tenant-owned entity.
-pub trait TenantOwned: EntityTrait {
-    /// The `tenant_id` column.
-    const TENANT: Self::Column;
-    /// The `created_by_user_id` column.
-    const CREATED_BY: Self::Column;
-    /// Rows with a NULL tenant are shared: readable by every tenant, writable by none.
-    const SHARED_ROWS: bool = false;
-}
 
 /// One request's database work, confined to one tenant.
 pub struct ScopedDb {
@@ -47,9 +36,12 @@ pub struct ScopedDb {
 impl ScopedDb {
     /// Starts the request's transaction for the context's tenant (registering the tenant the
     /// first time it is seen).
-    pub async fn begin(state: &AppState, ctx: &TenantContext) -> Result<ScopedDb, ApiError> {
-        register_tenant(state, ctx).await?;
-        let txn = RequestTransaction::begin(&state.db, Some(&ctx.tenant_id)).await?;
+    pub async fn begin(
+        tenants: &TenantRegistry,
+        ctx: &TenantContext,
+    ) -> Result<ScopedDb, ApiError> {
+        tenants.register(ctx).await?;
+        let txn = tenants.transaction(Some(&ctx.tenant_id)).await?;
         Ok(ScopedDb {
             txn,
             tenant_id: ctx.tenant_id.clone(),
@@ -147,6 +139,25 @@ impl ScopedDb {
         }
     }
 
+    /// Directory profiles of these users (users are not tenant-owned: one row per user).
+    /// Callers pass ids they already read through this handle (e.g. its memberships), so this
+    /// reveals nothing of other workspaces.
+    pub async fn user_profiles(
+        &self,
+        ids: &[String],
+    ) -> Result<HashMap<String, user::Model>, DbErr> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        Ok(user::Entity::find()
+            .filter(user::Column::Id.is_in(ids.iter().cloned()))
+            .all(&self.txn)
+            .await?
+            .into_iter()
+            .map(|u| (u.id.clone(), u))
+            .collect())
+    }
+
     /// Deletes this tenant's rows matching `delete`; returns how many went.
     pub async fn delete<E: TenantOwned>(&self, delete: DeleteMany<E>) -> Result<u64, DbErr> {
         Ok(delete
@@ -154,48 +165,5 @@ impl ScopedDb {
             .exec(&self.txn)
             .await?
             .rows_affected)
-    }
-}
-
-/// Records a tenant the first time this process sees it (idempotent upsert, then cached).
-/// A workspace deleted through Clerk's webhooks is refused, so a token issued before the
-/// deletion cannot bring it back (see `tenant::lifecycle`).
-async fn register_tenant(state: &AppState, ctx: &TenantContext) -> Result<(), ApiError> {
-    if state.seen_tenants.contains_key(&ctx.tenant_id) {
-        return Ok(());
-    }
-    if super::lifecycle::is_deleted_tenant(&state.db, &ctx.tenant_id).await? {
-        return Err(ApiError::Unauthorized(crate::error::Unauthorized::invalid(
-            "the workspace of this token has been deleted",
-        )));
-    }
-    upsert_tenant(&state.db, ctx).await?;
-    state.seen_tenants.insert(ctx.tenant_id.clone(), ());
-    Ok(())
-}
-
-async fn upsert_tenant(db: &DatabaseConnection, ctx: &TenantContext) -> Result<(), DbErr> {
-    let now = chrono::Utc::now();
-    let row = tenant::ActiveModel {
-        id: sea_orm::Set(ctx.tenant_id.clone()),
-        kind: sea_orm::Set(ctx.tenant_kind.as_str().to_owned()),
-        name: sea_orm::Set(None),
-        slug: sea_orm::Set(ctx.org_slug.clone()),
-        created_at: sea_orm::Set(now),
-        updated_at: sea_orm::Set(now),
-    };
-    let mut on_conflict = OnConflict::column(tenant::Column::Id);
-    if ctx.tenant_kind == TenantKind::Organization && ctx.org_slug.is_some() {
-        on_conflict.update_column(tenant::Column::Slug);
-    } else {
-        on_conflict.do_nothing();
-    }
-    match tenant::Entity::insert(row)
-        .on_conflict(on_conflict)
-        .exec_without_returning(db)
-        .await
-    {
-        Ok(_) | Err(DbErr::RecordNotInserted) => Ok(()),
-        Err(err) => Err(err),
     }
 }

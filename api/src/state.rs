@@ -1,0 +1,33 @@
+//! What every request handler shares. Built once by `server::prepare`; each HTTP worker gets a
+//! copy with a database pool of its own. Only `server` and `routes` read it: the layers below
+//! take the one piece they need (a connection, the tenant registry, the authenticator).
+
+use std::sync::Arc;
+
+use sea_orm::DatabaseConnection;
+
+use crate::{auth::Authenticator, config::Config, speech::Speech, tenant::TenantRegistry};
+
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    /// For health checks only; tenant data is reached through `tenants`.
+    pub db: DatabaseConnection,
+    /// Opens tenant-scoped transactions ([`crate::tenant::ScopedDb`]) and system ones
+    /// ([`crate::tenant::TenantAdmin`]).
+    pub tenants: TenantRegistry,
+    pub auth: Arc<Authenticator>,
+    /// Speech provider, audio storage and synthesis limits.
+    pub speech: Arc<Speech>,
+}
+
+impl AppState {
+    /// The same state on another connection pool (one HTTP worker's own).
+    pub fn with_connection(&self, db: DatabaseConnection) -> AppState {
+        AppState {
+            tenants: self.tenants.with_connection(db.clone()),
+            db,
+            ..self.clone()
+        }
+    }
+}

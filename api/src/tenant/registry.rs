@@ -1,0 +1,98 @@
+//! The tenant registry: the database connection tenant work runs on, and which tenants this
+//! process has already recorded in the `tenants` table.
+//!
+//! It is the one door to tenant data: [`ScopedDb::begin`] (a request acting in its workspace)
+//! and [`TenantAdmin::begin`] (system work such as Clerk webhooks) both take it, and it never
+//! hands out its connection.
+//!
+//! [`ScopedDb::begin`]: super::ScopedDb::begin
+//! [`TenantAdmin::begin`]: super::TenantAdmin::begin
+
+use sea_orm::{DatabaseConnection, DbErr, EntityTrait, sea_query::OnConflict};
+
+use super::{TenantContext, TenantKind, connection::RequestTransaction};
+use crate::{
+    entities::tenant,
+    error::{ApiError, Unauthorized},
+};
+
+#[derive(Clone)]
+pub struct TenantRegistry {
+    db: DatabaseConnection,
+    /// Tenants already registered by this process.
+    seen: moka::sync::Cache<String, ()>,
+}
+
+impl TenantRegistry {
+    pub fn new(db: DatabaseConnection) -> TenantRegistry {
+        TenantRegistry {
+            db,
+            seen: moka::sync::Cache::new(100_000),
+        }
+    }
+
+    /// The same registry (shared memory of seen tenants) on another connection pool.
+    pub fn with_connection(&self, db: DatabaseConnection) -> TenantRegistry {
+        TenantRegistry {
+            db,
+            seen: self.seen.clone(),
+        }
+    }
+
+    /// Opens a transaction confined to `tenant` (on PostgreSQL, `app.tenant_id` is set for
+    /// row-level security), or to no tenant at all.
+    pub(super) async fn transaction(
+        &self,
+        tenant: Option<&str>,
+    ) -> Result<RequestTransaction, DbErr> {
+        RequestTransaction::begin(&self.db, tenant).await
+    }
+
+    /// Records a tenant the first time this process sees it (idempotent upsert, then cached).
+    /// A workspace deleted through Clerk's webhooks is refused, so a token issued before the
+    /// deletion cannot bring it back (see `tenant::directory_sync`).
+    pub(super) async fn register(&self, ctx: &TenantContext) -> Result<(), ApiError> {
+        if self.seen.contains_key(&ctx.tenant_id) {
+            return Ok(());
+        }
+        if super::lifecycle::is_deleted_tenant(&self.db, &ctx.tenant_id).await? {
+            return Err(ApiError::Unauthorized(Unauthorized::invalid(
+                "the workspace of this token has been deleted",
+            )));
+        }
+        upsert_tenant(&self.db, ctx).await?;
+        self.seen.insert(ctx.tenant_id.clone(), ());
+        Ok(())
+    }
+
+    /// Forgets a tenant (after its deletion), so its next request checks the tombstone.
+    pub(super) fn forget(&self, tenant_id: &str) {
+        self.seen.invalidate(tenant_id);
+    }
+}
+
+async fn upsert_tenant(db: &DatabaseConnection, ctx: &TenantContext) -> Result<(), DbErr> {
+    let now = chrono::Utc::now();
+    let row = tenant::ActiveModel {
+        id: sea_orm::Set(ctx.tenant_id.clone()),
+        kind: sea_orm::Set(ctx.tenant_kind.as_str().to_owned()),
+        name: sea_orm::Set(None),
+        slug: sea_orm::Set(ctx.org_slug.clone()),
+        created_at: sea_orm::Set(now),
+        updated_at: sea_orm::Set(now),
+    };
+    let mut on_conflict = OnConflict::column(tenant::Column::Id);
+    if ctx.tenant_kind == TenantKind::Organization && ctx.org_slug.is_some() {
+        on_conflict.update_column(tenant::Column::Slug);
+    } else {
+        on_conflict.do_nothing();
+    }
+    match tenant::Entity::insert(row)
+        .on_conflict(on_conflict)
+        .exec_without_returning(db)
+        .await
+    {
+        Ok(_) | Err(DbErr::RecordNotInserted) => Ok(()),
+        Err(err) => Err(err),
+    }
+}
