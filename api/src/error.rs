@@ -272,3 +272,9 @@ impl From<sea_orm::TransactionError<ApiError>> for ApiError {
         }
     }
 }
+
+impl From<Vec<FieldError>> for ApiError {
+    fn from(errors: Vec<FieldError>) -> Self {
+        ApiError::Validation(errors)
+    }
+}

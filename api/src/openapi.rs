@@ -8,8 +8,10 @@ use utoipa::{
     openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
 };
 
-use crate::{error, routes, tenant};
+use crate::{error, routes};
 
+/// The document's own part: what the API is and the schemas every resource shares. Each
+/// resource adds its paths, schemas and tag from its module (see [`document`]).
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -18,62 +20,30 @@ use crate::{error, routes, tenant};
             Authenticate with a Clerk session token, API key, M2M token or OAuth access token \
             as `Authorization: Bearer <token>`. Errors are RFC 9457 problem+json.",
     ),
-    paths(
-        routes::health::healthz,
-        routes::health::readyz,
-        routes::me::me,
-        routes::me::protected_resource_metadata,
-        routes::projects::create,
-        routes::projects::list,
-        routes::projects::get,
-        routes::projects::update,
-        routes::projects::delete,
-        routes::tasks::create,
-        routes::tasks::list,
-        routes::tasks::get,
-        routes::tasks::update,
-        routes::tasks::delete,
-        routes::voices::list,
-        routes::voices::create,
-        routes::voices::get,
-        routes::voices::update,
-        routes::voices::delete,
-        routes::voices::sample,
-        routes::generations::list,
-        routes::generations::create,
-        routes::generations::get,
-        routes::generations::delete,
-        routes::generations::audio,
-        routes::members::list,
-        routes::webhooks::clerk,
-    ),
-    components(schemas(
-        error::ProblemDetails,
-        error::FieldError,
-        tenant::TenantContext,
-        tenant::TenantKind,
-        tenant::TokenKind,
-        routes::voices::Voice,
-        routes::voices::VoiceSample,
-        routes::voices::CreateVoiceForm,
-        routes::voices::UpdateVoice,
-        routes::generations::Generation,
-        routes::generations::CreateGeneration,
-        crate::speech::OutputFormat,
-    )),
-    modifiers(&BearerAuth, &SharedErrors),
-    tags(
-        (name = "health", description = "Liveness and readiness"),
-        (name = "me", description = "The caller's identity and permissions"),
-        (name = "projects", description = "A workspace's projects"),
-        (name = "tasks", description = "A workspace's tasks: inbox, projects, completion, assignment"),
-        (name = "voices", description = "System voices shared by all workspaces, and a workspace's custom voices with their samples"),
-        (name = "generations", description = "Text-to-speech generations and their audio"),
-        (name = "members", description = "Who belongs to the workspace (synced from Clerk)"),
-        (name = "webhooks", description = "Clerk webhooks (Svix-signed, no bearer token)"),
-    )
+    components(schemas(error::ProblemDetails, error::FieldError))
 )]
-pub struct ApiDoc;
+struct ApiDoc;
+
+/// The whole contract: the resources' fragments in the order their tags are listed, then the
+/// bearer scheme and the errors every operation shares.
+pub fn document() -> utoipa::openapi::OpenApi {
+    let mut document = ApiDoc::openapi();
+    for resource in [
+        routes::health::HealthApi::openapi(),
+        routes::me::MeApi::openapi(),
+        routes::projects::ProjectsApi::openapi(),
+        routes::tasks::TasksApi::openapi(),
+        routes::voices::VoicesApi::openapi(),
+        routes::generations::GenerationsApi::openapi(),
+        routes::members::MembersApi::openapi(),
+        routes::webhooks::WebhooksApi::openapi(),
+    ] {
+        document.merge(resource);
+    }
+    BearerAuth.modify(&mut document);
+    SharedErrors.modify(&mut document);
+    document
+}
 
 struct BearerAuth;
 
@@ -151,7 +121,7 @@ impl Modify for SharedErrors {
 
 /// The document as pretty JSON with a trailing newline, exactly as committed.
 pub fn document_json() -> String {
-    let mut json = ApiDoc::openapi()
+    let mut json = document()
         .to_pretty_json()
         .expect("the OpenAPI document serialises");
     json.push('\n');

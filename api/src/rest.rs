@@ -1,13 +1,23 @@
-//! Conventions every resource shares: cursor pages, ETags with `If-Match`/`If-None-Match`, and
-//! PATCH's difference between an absent field and an explicit `null`.
+//! Conventions every resource shares: cursor pages, ETags with `If-Match`/`If-None-Match`, the
+//! versioned write (read → 404 → `If-Match` → write at that version → 412), PATCH's difference
+//! between an absent field and an explicit `null`, and field checks.
 
 use actix_web::{HttpRequest, HttpResponse, http::header, mime};
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, IntoActiveModel, QueryFilter,
+    QueryOrder, QuerySelect, Select,
+    sea_query::{Expr, ExprTrait, Func, LikeExpr},
+};
 use serde::{Deserialize, Deserializer, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::error::{ApiError, FieldError};
+use crate::{
+    entities::Versioned,
+    error::{ApiError, FieldError},
+    tenant::ScopedDb,
+};
 
 pub const DEFAULT_PAGE_SIZE: u64 = 50;
 pub const MAX_PAGE_SIZE: u64 = 200;
@@ -18,6 +28,27 @@ pub const MAX_PAGE_SIZE: u64 = 200;
 pub struct Page<T: ToSchema> {
     pub data: Vec<T>,
     pub next_cursor: Option<String>,
+}
+
+/// The query of a list without filters of its own.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListPage {
+    /// Page size (default 50).
+    #[param(minimum = 1, maximum = 200)]
+    pub limit: Option<u64>,
+    /// `next_cursor` of the previous page.
+    #[param(pattern = r"^([A-Za-z0-9_-]{21}[AQgw])?$")]
+    pub cursor: Option<String>,
+}
+
+impl ListPage {
+    pub fn validate(&self) -> Result<PageRequest, ApiError> {
+        let mut errors = vec![];
+        let page = PageRequest::parse(self.limit, self.cursor.as_deref(), &mut errors);
+        reject_invalid(errors)?;
+        Ok(page)
+    }
 }
 
 /// Where a list resumes: rows with ids below the cursor's. Ids are UUIDv7, so id order is
@@ -57,6 +88,16 @@ impl PageRequest {
             },
         };
         PageRequest { limit, after }
+    }
+
+    /// `select` ordered newest first by `id`, from the cursor on, one row more than the page
+    /// (to know whether another page follows).
+    pub fn select<E: EntityTrait>(&self, select: Select<E>, id: E::Column) -> Select<E> {
+        let select = select.order_by_desc(id).limit(self.fetch());
+        match self.after {
+            Some(after) => select.filter(id.lt(after)),
+            None => select,
+        }
     }
 
     /// Rows to fetch: one more than the page, to know whether another page follows.
@@ -153,6 +194,14 @@ fn set_etag(mut response: HttpResponse, tag: &str) -> HttpResponse {
     response
 }
 
+/// 201 Created for a new versioned row: its `Location` and `ETag`, and the row as the body.
+pub fn created(location: String, version: i32, body: impl Serialize) -> HttpResponse {
+    let response = HttpResponse::Created()
+        .insert_header((header::LOCATION, location))
+        .json(body);
+    with_etag(response, version)
+}
+
 /// The answer to a read of a versioned row: 304 when `If-None-Match` already names this
 /// version, else 200 with the body; both carry the `ETag`.
 pub fn read_response(req: &HttpRequest, version: i32, body: impl Serialize) -> HttpResponse {
@@ -206,13 +255,12 @@ where
     Option::<T>::deserialize(deserializer).map(Some)
 }
 
-/// Trims `value` and checks its length in characters; records a field error when out of range.
+/// Checks a required text: at most `max_chars` characters, not blank. Returns it trimmed.
 pub fn trimmed(field: &str, value: &str, max_chars: usize, errors: &mut Vec<FieldError>) -> String {
     let trimmed = value.trim();
-    let chars = trimmed.chars().count();
-    if chars == 0 {
+    if trimmed.is_empty() {
         errors.push(FieldError::new(field, "must not be empty"));
-    } else if chars > max_chars {
+    } else if value.chars().count() > max_chars {
         errors.push(FieldError::new(
             field,
             format!("must be at most {max_chars} characters"),
@@ -239,5 +287,111 @@ pub fn check_user_id(field: &str, value: &str, errors: &mut Vec<FieldError>) {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_');
     if !valid {
         errors.push(FieldError::new(field, "must be a Clerk user id (user_…)"));
+    }
+}
+
+/// The row a conditional write targets: 404 when this workspace has no such row, 412 when
+/// `If-Match` names another version.
+pub async fn current<E>(
+    db: &ScopedDb,
+    id: Uuid,
+    precondition: Precondition,
+) -> Result<E::Model, ApiError>
+where
+    E: Versioned,
+    <E::PrimaryKey as sea_orm::PrimaryKeyTrait>::ValueType: From<Uuid>,
+{
+    let row = db
+        .get::<E>(id.into())
+        .await?
+        .ok_or(ApiError::NotFound(E::NAME))?;
+    precondition.check(E::version(&row))?;
+    Ok(row)
+}
+
+/// Writes `changes` to a row read at `version` (the caller bumps `version` in `changes`): 412
+/// when another write came in between.
+pub async fn update_at<E, A>(db: &ScopedDb, changes: A, version: i32) -> Result<E::Model, ApiError>
+where
+    E: Versioned,
+    A: ActiveModelTrait<Entity = E> + Send,
+    E::Model: IntoActiveModel<A>,
+{
+    db.update(changes, Condition::all().add(E::VERSION.eq(version)))
+        .await?
+        .ok_or(ApiError::PreconditionFailed)
+}
+
+/// Deletes a row read at `version`: 412 when another write came in between.
+pub async fn delete_at<E: Versioned>(
+    db: &ScopedDb,
+    id: Uuid,
+    version: i32,
+) -> Result<(), ApiError> {
+    let delete = E::delete_many()
+        .filter(E::ID.eq(id))
+        .filter(E::VERSION.eq(version));
+    match db.delete(delete).await? {
+        0 => Err(ApiError::PreconditionFailed),
+        _ => Ok(()),
+    }
+}
+
+/// Deletes a row as `If-Match` allows: without a version to compare, in one statement (404
+/// when nothing went); with one, read, compare and delete at that version.
+pub async fn delete_versioned<E>(
+    db: &ScopedDb,
+    id: Uuid,
+    precondition: Precondition,
+) -> Result<(), ApiError>
+where
+    E: Versioned,
+    <E::PrimaryKey as sea_orm::PrimaryKeyTrait>::ValueType: From<Uuid>,
+{
+    match precondition {
+        Precondition::None | Precondition::Exists => {
+            match db.delete(E::delete_many().filter(E::ID.eq(id))).await? {
+                0 => Err(ApiError::NotFound(E::NAME)),
+                _ => Ok(()),
+            }
+        }
+        _ => {
+            let row = current::<E>(db, id, precondition).await?;
+            delete_at::<E>(db, id, E::version(&row)).await
+        }
+    }
+}
+
+/// `LOWER(column) LIKE '%q%'`: a case-insensitive substring match with the client's `%`, `_`
+/// and `\` taken literally.
+pub fn contains_ignoring_case(column: impl ColumnTrait, q: &str) -> Condition {
+    let escaped = q
+        .to_lowercase()
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    Condition::all().add(
+        Expr::expr(Func::lower(Expr::col(column)))
+            .like(LikeExpr::new(format!("%{escaped}%")).escape('\\')),
+    )
+}
+
+/// Records a field error when an optional text is longer than `max_chars` characters.
+pub fn check_max_chars(field: &str, value: &str, max_chars: usize, errors: &mut Vec<FieldError>) {
+    if value.chars().count() > max_chars {
+        errors.push(FieldError::new(
+            field,
+            format!("must be at most {max_chars} characters"),
+        ));
+    }
+}
+
+/// Records a field error unless `value` is one of `allowed`.
+pub fn check_choice(field: &str, value: &str, allowed: &[&str], errors: &mut Vec<FieldError>) {
+    if !allowed.contains(&value) {
+        errors.push(FieldError::new(
+            field,
+            format!("must be one of: {}", allowed.join(", ")),
+        ));
     }
 }

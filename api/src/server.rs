@@ -11,7 +11,7 @@ use crate::{
     config::Config,
     db,
     http::{self, not_found, request_context},
-    routes,
+    openapi, routes,
     speech::Speech,
     state::AppState,
     tenant::TenantRegistry,
@@ -62,6 +62,7 @@ pub fn start(listener: TcpListener, state: AppState) -> std::io::Result<Server> 
     let (json_config, path_config, query_config) = http::extractor_configs(&config);
     let config_data = web::Data::from(config.clone());
     let auth_data = web::Data::from(state.auth.clone());
+    let document = web::Data::new(routes::docs::ApiDocument(openapi::document_json()));
     let workers = config.workers.unwrap_or_else(|| {
         std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
     });
@@ -71,6 +72,7 @@ pub fn start(listener: TcpListener, state: AppState) -> std::io::Result<Server> 
             .app_data(web::Data::new(worker_state(&state, workers)))
             .app_data(config_data.clone())
             .app_data(auth_data.clone())
+            .app_data(document.clone())
             .app_data(json_config.clone())
             .app_data(path_config.clone())
             .app_data(query_config.clone())

@@ -2,13 +2,23 @@
 
 use actix_web::{HttpResponse, http::header, web};
 
-use crate::{error::ApiError, openapi};
+use crate::error::ApiError;
+
+/// The OpenAPI document as served, rendered once at start by `server` (from `openapi`).
+pub struct ApiDocument(pub String);
+
+/// The routes of the documentation.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/openapi.json").get(openapi_json))
+        .service(web::resource("/docs").get(docs_page))
+        .service(web::resource("/docs/{file}").get(docs_asset));
+}
 
 /// The OpenAPI 3.1 document of this API.
-pub async fn openapi_json() -> HttpResponse {
+pub async fn openapi_json(document: web::Data<ApiDocument>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/json")
-        .body(openapi::document_json())
+        .body(document.0.clone())
 }
 
 const DOCS_HTML: &str = r##"<!doctype html>

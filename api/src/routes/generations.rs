@@ -6,17 +6,17 @@
 
 use actix_web::{HttpRequest, HttpResponse, http::header, web};
 use chrono::{DateTime, Utc};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Set};
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::{IntoParams, OpenApi, ToSchema};
 use uuid::Uuid;
 
 use crate::{
     entities::{generation, voice},
     error::{ApiError, FieldError, ProblemDetails},
-    rest::{self, Page, PageRequest},
+    rest::{self, ListPage, Page},
     routes::audio,
-    speech::{OutputFormat, SynthesisRequest, storage::AudioStorage},
+    speech::{OutputFormat, SpeechProvider, SynthesisRequest, storage::AudioStorage},
     state::AppState,
     tenant::{TenantContext, permissions, scoped::ScopedDb},
 };
@@ -83,17 +83,95 @@ impl From<generation::Model> for Generation {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"voice_id": "0190b0a0-0000-7000-8000-000000000001", "text": "Hello from Resonance.", "speed": 1.0}))]
 pub struct CreateGeneration {
     /// A system voice or one of this workspace's custom voices.
     pub voice_id: Uuid,
-    /// 1 to 5 000 characters.
+    /// At most 5 000 characters, not blank; spoken trimmed.
+    #[schema(min_length = 1, max_length = 5000, pattern = r"\S")]
     pub text: String,
-    /// 0.5 to 2.0 (default 1.0).
+    /// Speaking rate (default 1.0).
+    #[schema(minimum = 0.5, maximum = 2.0)]
     pub speed: Option<f64>,
-    /// Offset from the voice's normal pitch, -50 to 50 (default 0); espeak only.
+    /// Offset from the voice's normal pitch (default 0). Only the espeak provider supports a
+    /// non-zero pitch; others answer 422.
+    #[schema(minimum = -50, maximum = 50)]
     pub pitch: Option<i32>,
-    /// Default `wav`; the espeak provider produces only `wav`.
+    /// Default `wav`. The espeak provider produces only `wav`; others answer 422.
     pub format: Option<OutputFormat>,
+}
+
+/// A generation request checked against the provider that will speak it.
+pub struct NewGeneration {
+    pub voice_id: Uuid,
+    pub text: String,
+    pub speed: f64,
+    pub pitch: i32,
+    pub format: OutputFormat,
+}
+
+impl CreateGeneration {
+    pub fn validate(self, provider: &dyn SpeechProvider) -> Result<NewGeneration, Vec<FieldError>> {
+        let mut errors = vec![];
+        let text = rest::trimmed("text", &self.text, MAX_TEXT_CHARS, &mut errors);
+        let speed = self.speed.unwrap_or(1.0);
+        if !(MIN_SPEED..=MAX_SPEED).contains(&speed) {
+            errors.push(FieldError::new(
+                "speed",
+                format!("must be between {MIN_SPEED} and {MAX_SPEED}"),
+            ));
+        }
+        let pitch = self.pitch.unwrap_or(0);
+        if !(-MAX_PITCH..=MAX_PITCH).contains(&pitch) {
+            errors.push(FieldError::new(
+                "pitch",
+                format!("must be between -{MAX_PITCH} and {MAX_PITCH}"),
+            ));
+        } else if pitch != 0 && !provider.supports_pitch() {
+            errors.push(FieldError::new(
+                "pitch",
+                format!("the {} provider does not support pitch", provider.name()),
+            ));
+        }
+        let format = self.format.unwrap_or_default();
+        if !provider.supports(format) {
+            errors.push(FieldError::new(
+                "format",
+                format!(
+                    "the {} provider cannot produce {}",
+                    provider.name(),
+                    format.name()
+                ),
+            ));
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(NewGeneration {
+            voice_id: self.voice_id,
+            text,
+            speed,
+            pitch,
+            format,
+        })
+    }
+}
+
+/// A generation's outcome.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum GenerationStatus {
+    Succeeded,
+    Failed,
+}
+
+impl GenerationStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            GenerationStatus::Succeeded => generation::STATUS_SUCCEEDED,
+            GenerationStatus::Failed => generation::STATUS_FAILED,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -101,13 +179,35 @@ pub struct CreateGeneration {
 pub struct ListGenerations {
     /// Only generations made with this voice.
     pub voice_id: Option<Uuid>,
-    /// `succeeded` or `failed`.
-    pub status: Option<String>,
-    /// Page size, 1 to 200 (default 50).
+    /// Only generations with this outcome.
+    #[param(inline)]
+    pub status: Option<GenerationStatus>,
+    /// Page size (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u64>,
     /// `next_cursor` of the previous page.
+    #[param(pattern = r"^([A-Za-z0-9_-]{21}[AQgw])?$")]
     pub cursor: Option<String>,
 }
+
+/// The routes of this resource.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/v1/generations").get(list).post(create))
+        .service(
+            web::resource("/v1/generations/{id}")
+                .get(get)
+                .delete(delete),
+        )
+        .service(web::resource("/v1/generations/{id}/audio").get(audio));
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    paths(list, create, get, delete, audio),
+    components(schemas(Generation, CreateGeneration, OutputFormat)),
+    tags((name = "generations", description = "Text-to-speech generations and their audio")),
+)]
+pub struct GenerationsApi;
 
 fn no_provider() -> ApiError {
     ApiError::ServiceUnavailable {
@@ -122,16 +222,12 @@ fn no_provider() -> ApiError {
 
 /// Synthesize speech.
 #[utoipa::path(
-    post, path = "/v1/generations", tag = "generations",
+    post, path = "/v1/generations", tag = "generations", operation_id = "createGeneration",
     security(("bearer" = [])),
     request_body = CreateGeneration,
     responses(
         (status = 201, description = "Synthesized and stored", body = Generation, headers(("Location" = String))),
-        (status = 400, description = "Malformed JSON", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid token", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 403, description = "Needs org:generations:create", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 413, description = "Body too large", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 415, description = "Body is not JSON", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields, or a voice this workspace cannot use", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 429, description = "Too many syntheses in progress (see Retry-After)", body = ProblemDetails, content_type = "application/problem+json",
             headers(("Retry-After" = u64))),
@@ -149,48 +245,7 @@ pub async fn create(
     let speech = state.speech.clone();
     let provider = speech.provider.clone().ok_or_else(no_provider)?;
 
-    let mut errors = vec![];
-    let text = input.text.trim().to_owned();
-    let chars = text.chars().count();
-    if chars == 0 {
-        errors.push(FieldError::new("text", "must not be empty"));
-    } else if chars > MAX_TEXT_CHARS {
-        errors.push(FieldError::new(
-            "text",
-            format!("must be at most {MAX_TEXT_CHARS} characters"),
-        ));
-    }
-    let speed = input.speed.unwrap_or(1.0);
-    if !(MIN_SPEED..=MAX_SPEED).contains(&speed) {
-        errors.push(FieldError::new(
-            "speed",
-            format!("must be between {MIN_SPEED} and {MAX_SPEED}"),
-        ));
-    }
-    let pitch = input.pitch.unwrap_or(0);
-    if !(-MAX_PITCH..=MAX_PITCH).contains(&pitch) {
-        errors.push(FieldError::new(
-            "pitch",
-            format!("must be between -{MAX_PITCH} and {MAX_PITCH}"),
-        ));
-    } else if pitch != 0 && !provider.supports_pitch() {
-        errors.push(FieldError::new(
-            "pitch",
-            format!("the {} provider does not support pitch", provider.name()),
-        ));
-    }
-    let format = input.format.unwrap_or_default();
-    if !provider.supports(format) {
-        errors.push(FieldError::new(
-            "format",
-            format!(
-                "the {} provider cannot produce {}",
-                provider.name(),
-                format.name()
-            ),
-        ));
-    }
-    rest::reject_invalid(errors)?;
+    let input = input.validate(provider.as_ref())?;
 
     let db = ScopedDb::begin(&state.tenants, &ctx).await?;
     let voice = db
@@ -201,6 +256,13 @@ pub async fn create(
 
     // Held until the audio is stored; the database is not held while synthesizing.
     let _permit = speech.limiter.acquire(&ctx.tenant_id)?;
+    let NewGeneration {
+        text,
+        speed,
+        pitch,
+        format,
+        ..
+    } = input;
     let request = SynthesisRequest {
         text: text.clone(),
         espeak_voice: voice.espeak_voice.clone(),
@@ -249,35 +311,23 @@ pub async fn create(
 
     let key = AudioStorage::generation_key(&ctx.tenant_id, id, format.name())
         .map_err(ApiError::internal)?;
-    let size = synthesized.bytes.len() as i64;
-    speech
-        .storage
-        .put(&key, synthesized.bytes)
-        .await
-        .map_err(ApiError::internal)?;
     row.status = Set(generation::STATUS_SUCCEEDED.to_owned());
     row.failure_reason = Set(None);
     row.audio_key = Set(Some(key.clone()));
     row.content_type = Set(Some(synthesized.info.format.content_type().to_owned()));
-    row.audio_bytes = Set(Some(size));
+    row.audio_bytes = Set(Some(synthesized.bytes.len() as i64));
     row.duration_ms = Set(Some(synthesized.info.duration.as_millis() as i64));
     row.sample_rate = Set(synthesized.info.sample_rate.map(|r| r as i32));
-    let stored = async {
+    let record = async {
         let db = ScopedDb::begin(&state.tenants, &ctx).await?;
         let created = db.insert(row).await?;
         db.commit().await?;
         Ok::<_, ApiError>(created)
-    }
-    .await;
-    let created = match stored {
-        Ok(created) => created,
-        Err(err) => {
-            if let Err(e) = speech.storage.delete(&key).await {
-                tracing::warn!(key, error = %e, "could not remove the audio of an unrecorded generation");
-            }
-            return Err(err);
-        }
     };
+    let created = speech
+        .storage
+        .put_then(&key, synthesized.bytes, record)
+        .await?;
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/v1/generations/{}", created.id)))
         .json(Generation::from(created)))
@@ -285,14 +335,12 @@ pub async fn create(
 
 /// List generations, newest first.
 #[utoipa::path(
-    get, path = "/v1/generations", tag = "generations",
+    get, path = "/v1/generations", tag = "generations", operation_id = "listGenerations",
     security(("bearer" = [])),
     params(ListGenerations, ("If-None-Match" = Option<String>, Header, description = "ETag of a page read earlier; 304 while that page is unchanged")),
     responses(
         (status = 200, description = "A page of generations", body = Page<Generation>, headers(("ETag" = String, description = "Weak validator of this page; send it in If-None-Match"))),
         (status = 304, description = "Not modified: the page is as the If-None-Match ETag describes"),
-        (status = 400, description = "Malformed query", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid token", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 403, description = "Needs org:generations:read", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 422, description = "Invalid filters, limit or cursor", body = ProblemDetails, content_type = "application/problem+json"),
     )
@@ -304,25 +352,16 @@ pub async fn list(
     query: web::Query<ListGenerations>,
 ) -> Result<HttpResponse, ApiError> {
     ctx.require(permissions::GENERATIONS_READ)?;
-    let mut errors = vec![];
-    let page = PageRequest::parse(query.limit, query.cursor.as_deref(), &mut errors);
-    if let Some(status) = &query.status
-        && ![generation::STATUS_SUCCEEDED, generation::STATUS_FAILED].contains(&status.as_str())
-    {
-        errors.push(FieldError::new("status", "must be succeeded or failed"));
+    let page = ListPage {
+        limit: query.limit,
+        cursor: query.cursor.clone(),
     }
-    rest::reject_invalid(errors)?;
-
-    let mut select = generation::Entity::find()
-        .order_by_desc(generation::Column::Id)
-        .limit(page.fetch());
-    if let Some(after) = page.after {
-        select = select.filter(generation::Column::Id.lt(after));
-    }
+    .validate()?;
+    let mut select = page.select(generation::Entity::find(), generation::Column::Id);
     if let Some(voice_id) = query.voice_id {
         select = select.filter(generation::Column::VoiceId.eq(voice_id));
     }
-    if let Some(status) = &query.status {
+    if let Some(status) = query.status {
         select = select.filter(generation::Column::Status.eq(status.as_str()));
     }
     let db = ScopedDb::begin(&state.tenants, &ctx).await?;
@@ -333,13 +372,11 @@ pub async fn list(
 
 /// Get a generation.
 #[utoipa::path(
-    get, path = "/v1/generations/{id}", tag = "generations",
+    get, path = "/v1/generations/{id}", tag = "generations", operation_id = "getGeneration",
     security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Generation id")),
     responses(
         (status = 200, description = "The generation", body = Generation),
-        (status = 400, description = "Malformed id", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid token", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 403, description = "Needs org:generations:read", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 404, description = "No such generation in this workspace", body = ProblemDetails, content_type = "application/problem+json"),
     )
@@ -361,13 +398,11 @@ pub async fn get(
 
 /// Delete a generation and its audio.
 #[utoipa::path(
-    delete, path = "/v1/generations/{id}", tag = "generations",
+    delete, path = "/v1/generations/{id}", tag = "generations", operation_id = "deleteGeneration",
     security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Generation id")),
     responses(
         (status = 204, description = "Deleted, with its audio"),
-        (status = 400, description = "Malformed id", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid token", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 403, description = "Needs org:generations:create", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 404, description = "No such generation in this workspace", body = ProblemDetails, content_type = "application/problem+json"),
     )
@@ -400,7 +435,7 @@ pub async fn delete(
 
 /// Stream a generation's audio (`Range` supported).
 #[utoipa::path(
-    get, path = "/v1/generations/{id}/audio", tag = "generations",
+    get, path = "/v1/generations/{id}/audio", tag = "generations", operation_id = "getGenerationAudio",
     security(("bearer" = [])),
     params(
         ("id" = Uuid, Path, description = "Generation id"),
@@ -411,7 +446,6 @@ pub async fn delete(
             headers(("Content-Length" = u64), ("Accept-Ranges" = String))),
         (status = 206, description = "The requested range", content_type = "audio/*", body = Vec<u8>,
             headers(("Content-Range" = String), ("Content-Length" = u64))),
-        (status = 401, description = "Missing or invalid token", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 403, description = "Needs org:generations:read", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 404, description = "No such generation, or it has no audio (failed)", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 416, description = "The range is outside the audio", body = ProblemDetails, content_type = "application/problem+json"),

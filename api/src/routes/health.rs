@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use actix_web::{HttpResponse, web};
 use serde::Serialize;
-use utoipa::ToSchema;
+use utoipa::{OpenApi, ToSchema};
 
 use crate::{db, error::ApiError, state::AppState};
 
@@ -14,11 +14,24 @@ pub struct HealthStatus {
     pub status: &'static str,
 }
 
+/// The routes of this resource.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/healthz").get(healthz))
+        .service(web::resource("/readyz").get(readyz));
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    paths(healthz, readyz),
+    tags((name = "health", description = "Liveness and readiness")),
+)]
+pub struct HealthApi;
+
 /// The process is alive. Does not touch the database.
 #[utoipa::path(
     get,
     path = "/healthz",
-    tag = "health",
+    tag = "health", operation_id = "getHealth",
     responses((status = 200, description = "Alive", body = HealthStatus))
 )]
 pub async fn healthz() -> HttpResponse {
@@ -29,7 +42,7 @@ pub async fn healthz() -> HttpResponse {
 #[utoipa::path(
     get,
     path = "/readyz",
-    tag = "health",
+    tag = "health", operation_id = "getReadiness",
     responses(
         (status = 200, description = "Ready", body = HealthStatus),
         (status = 503, description = "The database is unreachable", body = crate::error::ProblemDetails, content_type = "application/problem+json"),

@@ -2,24 +2,38 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
-use utoipa::ToSchema;
+use utoipa::{OpenApi, ToSchema};
 
 use crate::{
     http::public_base,
     state::AppState,
-    tenant::{TenantContext, permissions},
+    tenant::{TenantContext, TenantKind, TokenKind, permissions},
 };
+
+/// The routes of this resource.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/v1/me").get(me)).service(
+        web::resource("/.well-known/oauth-protected-resource").get(protected_resource_metadata),
+    );
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    paths(me, protected_resource_metadata),
+    components(schemas(TenantContext, TenantKind, TokenKind, ProtectedResourceMetadata)),
+    tags((name = "me", description = "The caller's identity and permissions")),
+)]
+pub struct MeApi;
 
 /// Who the caller is, in which workspace, and what they may do, so a client can show or hide
 /// actions the way Clerk's `has()` does.
 #[utoipa::path(
     get,
     path = "/v1/me",
-    tag = "me",
+    tag = "me", operation_id = "getMe",
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The caller's context", body = TenantContext),
-        (status = 401, description = "Missing or invalid token", body = crate::error::ProblemDetails, content_type = "application/problem+json"),
     )
 )]
 pub async fn me(ctx: TenantContext) -> HttpResponse {
@@ -41,7 +55,7 @@ pub struct ProtectedResourceMetadata {
 #[utoipa::path(
     get,
     path = "/.well-known/oauth-protected-resource",
-    tag = "me",
+    tag = "me", operation_id = "getProtectedResourceMetadata",
     responses((status = 200, description = "Resource metadata", body = ProtectedResourceMetadata))
 )]
 pub async fn protected_resource_metadata(

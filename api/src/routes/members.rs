@@ -3,14 +3,14 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use serde::Serialize;
+use utoipa::{OpenApi, ToSchema};
 
 use crate::{
     entities::{membership, user},
     error::{ApiError, ProblemDetails},
-    rest::{self, Page, PageRequest},
+    rest::{self, ListPage, Page},
     state::AppState,
     tenant::{TenantContext, permissions, scoped::ScopedDb},
 };
@@ -58,25 +58,27 @@ impl Member {
     }
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct ListMembers {
-    /// Page size, 1 to 200 (default 50).
-    pub limit: Option<u64>,
-    /// `next_cursor` of the previous page.
-    pub cursor: Option<String>,
+/// The routes of this resource.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/v1/members").get(list));
 }
+
+#[derive(OpenApi)]
+#[openapi(
+    paths(list),
+    components(schemas(Member)),
+    tags((name = "members", description = "Who belongs to the workspace (synced from Clerk)")),
+)]
+pub struct MembersApi;
 
 /// List the workspace's members, most recently joined first.
 #[utoipa::path(
-    get, path = "/v1/members", tag = "members",
+    get, path = "/v1/members", tag = "members", operation_id = "listMembers",
     security(("bearer" = [])),
-    params(ListMembers, ("If-None-Match" = Option<String>, Header, description = "ETag of a page read earlier; 304 while that page is unchanged")),
+    params(ListPage, ("If-None-Match" = Option<String>, Header, description = "ETag of a page read earlier; 304 while that page is unchanged")),
     responses(
         (status = 200, description = "A page of members", body = Page<Member>, headers(("ETag" = String, description = "Weak validator of this page; send it in If-None-Match"))),
         (status = 304, description = "Not modified: the page is as the If-None-Match ETag describes"),
-        (status = 400, description = "Malformed query", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid token", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 403, description = "Needs org:members:read", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 422, description = "Invalid limit or cursor", body = ProblemDetails, content_type = "application/problem+json"),
     )
@@ -85,20 +87,14 @@ pub async fn list(
     state: web::Data<AppState>,
     req: HttpRequest,
     ctx: TenantContext,
-    query: web::Query<ListMembers>,
+    query: web::Query<ListPage>,
 ) -> Result<HttpResponse, ApiError> {
     ctx.require(permissions::MEMBERS_READ)?;
-    let mut errors = vec![];
-    let page = PageRequest::parse(query.limit, query.cursor.as_deref(), &mut errors);
-    rest::reject_invalid(errors)?;
-
-    let mut select = membership::Entity::find()
-        .filter(membership::Column::DeletedAt.is_null())
-        .order_by_desc(membership::Column::Id)
-        .limit(page.fetch());
-    if let Some(after) = page.after {
-        select = select.filter(membership::Column::Id.lt(after));
-    }
+    let page = query.validate()?;
+    let select = page.select(
+        membership::Entity::find().filter(membership::Column::DeletedAt.is_null()),
+        membership::Column::Id,
+    );
     let db = ScopedDb::begin(&state.tenants, &ctx).await?;
     let rows = db.all(select).await?;
     let ids: Vec<String> = rows.iter().map(|m| m.user_id.clone()).collect();

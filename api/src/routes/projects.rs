@@ -1,16 +1,16 @@
 //! `/v1/projects`: a workspace's projects. Deleting a project deletes its tasks.
 
-use actix_web::{HttpRequest, HttpResponse, http::header, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
-use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Set};
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::{OpenApi, ToSchema};
 use uuid::Uuid;
 
 use crate::{
     entities::{project, task},
-    error::{ApiError, ProblemDetails},
-    rest::{self, Page, PageRequest, Precondition},
+    error::{ApiError, FieldError, ProblemDetails},
+    rest::{self, ListPage, Page, Precondition},
     state::AppState,
     tenant::{TenantContext, permissions, scoped::ScopedDb},
 };
@@ -41,36 +41,78 @@ impl From<project::Model> for Project {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "Launch"}))]
 pub struct CreateProject {
-    /// 1 to 200 characters after trimming.
+    /// At most 200 characters, not blank; stored trimmed.
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub name: String,
+}
+
+impl CreateProject {
+    /// The name, trimmed.
+    pub fn validate(self) -> Result<String, Vec<FieldError>> {
+        let mut errors = vec![];
+        let name = rest::trimmed("name", &self.name, MAX_NAME_CHARS, &mut errors);
+        if errors.is_empty() {
+            Ok(name)
+        } else {
+            Err(errors)
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "Launch v2"}))]
 pub struct UpdateProject {
-    /// 1 to 200 characters after trimming.
+    /// At most 200 characters, not blank; stored trimmed.
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub name: Option<String>,
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct ListProjects {
-    /// Page size, 1 to 200 (default 50).
-    pub limit: Option<u64>,
-    /// `next_cursor` of the previous page.
-    pub cursor: Option<String>,
+impl UpdateProject {
+    /// The new name (trimmed), if one was given.
+    pub fn validate(self) -> Result<Option<String>, Vec<FieldError>> {
+        let mut errors = vec![];
+        let name = self
+            .name
+            .map(|n| rest::trimmed("name", &n, MAX_NAME_CHARS, &mut errors));
+        if errors.is_empty() {
+            Ok(name)
+        } else {
+            Err(errors)
+        }
+    }
 }
+
+/// The routes of this resource.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/v1/projects").get(list).post(create))
+        .service(
+            web::resource("/v1/projects/{id}")
+                .get(get)
+                .patch(update)
+                .delete(delete),
+        );
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    paths(create, list, get, update, delete),
+    components(schemas(Project, CreateProject, UpdateProject)),
+    tags((name = "projects", description = "A workspace's projects")),
+)]
+pub struct ProjectsApi;
 
 /// Create a project.
 #[utoipa::path(
-    post, path = "/v1/projects", tag = "projects",
+    post, path = "/v1/projects", tag = "projects", operation_id = "createProject",
     security(("bearer" = [])),
     request_body = CreateProject,
     responses(
-        (status = 201, description = "Created", body = Project,
-            headers(("ETag" = String), ("Location" = String))),
-        (status = 401, description = "Missing or invalid token", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 201, description = "Created", body = Project, headers(
+            ("ETag" = String, description = "The project's version; send it in If-Match"),
+            ("Location" = String, description = "The project's URL"))),
         (status = 403, description = "Needs org:projects:write", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields", body = ProblemDetails, content_type = "application/problem+json"),
     )
@@ -81,9 +123,7 @@ pub async fn create(
     body: web::Json<CreateProject>,
 ) -> Result<HttpResponse, ApiError> {
     ctx.require(permissions::PROJECTS_WRITE)?;
-    let mut errors = vec![];
-    let name = rest::trimmed("name", &body.name, MAX_NAME_CHARS, &mut errors);
-    rest::reject_invalid(errors)?;
+    let name = body.into_inner().validate()?;
 
     let db = ScopedDb::begin(&state.tenants, &ctx).await?;
     let now = Utc::now();
@@ -98,21 +138,21 @@ pub async fn create(
         })
         .await?;
     db.commit().await?;
-    let response = HttpResponse::Created()
-        .insert_header((header::LOCATION, format!("/v1/projects/{}", created.id)))
-        .json(Project::from(created.clone()));
-    Ok(rest::with_etag(response, created.version))
+    Ok(rest::created(
+        format!("/v1/projects/{}", created.id),
+        created.version,
+        Project::from(created),
+    ))
 }
 
 /// List projects, newest first.
 #[utoipa::path(
-    get, path = "/v1/projects", tag = "projects",
+    get, path = "/v1/projects", tag = "projects", operation_id = "listProjects",
     security(("bearer" = [])),
-    params(ListProjects, ("If-None-Match" = Option<String>, Header, description = "ETag of a page read earlier; 304 while that page is unchanged")),
+    params(ListPage, ("If-None-Match" = Option<String>, Header, description = "ETag of a page read earlier; 304 while that page is unchanged")),
     responses(
         (status = 200, description = "A page of projects", body = Page<Project>, headers(("ETag" = String, description = "Weak validator of this page; send it in If-None-Match"))),
         (status = 304, description = "Not modified: the page is as the If-None-Match ETag describes"),
-        (status = 401, description = "Missing or invalid token", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 403, description = "Needs org:projects:read", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 422, description = "Invalid limit or cursor", body = ProblemDetails, content_type = "application/problem+json"),
     )
@@ -121,19 +161,11 @@ pub async fn list(
     state: web::Data<AppState>,
     req: HttpRequest,
     ctx: TenantContext,
-    query: web::Query<ListProjects>,
+    query: web::Query<ListPage>,
 ) -> Result<HttpResponse, ApiError> {
     ctx.require(permissions::PROJECTS_READ)?;
-    let mut errors = vec![];
-    let page = PageRequest::parse(query.limit, query.cursor.as_deref(), &mut errors);
-    rest::reject_invalid(errors)?;
-
-    let mut select = project::Entity::find()
-        .order_by_desc(project::Column::Id)
-        .limit(page.fetch());
-    if let Some(after) = page.after {
-        select = select.filter(project::Column::Id.lt(after));
-    }
+    let page = query.validate()?;
+    let select = page.select(project::Entity::find(), project::Column::Id);
     let db = ScopedDb::begin(&state.tenants, &ctx).await?;
     let rows = db.all(select).await?;
     db.finish_read();
@@ -142,16 +174,15 @@ pub async fn list(
 
 /// Get a project.
 #[utoipa::path(
-    get, path = "/v1/projects/{id}", tag = "projects",
+    get, path = "/v1/projects/{id}", tag = "projects", operation_id = "getProject",
     security(("bearer" = [])),
     params(
         ("id" = Uuid, Path, description = "Project id"),
         ("If-None-Match" = Option<String>, Header, description = "ETag from an earlier read; 304 while unchanged"),
     ),
     responses(
-        (status = 200, description = "The project", body = Project, headers(("ETag" = String))),
+        (status = 200, description = "The project", body = Project, headers(("ETag" = String, description = "The project's version; send it in If-Match"))),
         (status = 304, description = "Not modified (If-None-Match)"),
-        (status = 401, description = "Missing or invalid token", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 403, description = "Needs org:projects:read", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 404, description = "No such project in this workspace", body = ProblemDetails, content_type = "application/problem+json"),
     )
@@ -178,7 +209,7 @@ pub async fn get(
 
 /// Rename a project.
 #[utoipa::path(
-    patch, path = "/v1/projects/{id}", tag = "projects",
+    patch, path = "/v1/projects/{id}", tag = "projects", operation_id = "updateProject",
     security(("bearer" = [])),
     params(
         ("id" = Uuid, Path, description = "Project id"),
@@ -186,8 +217,7 @@ pub async fn get(
     ),
     request_body = UpdateProject,
     responses(
-        (status = 200, description = "Updated", body = Project, headers(("ETag" = String))),
-        (status = 401, description = "Missing or invalid token", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 200, description = "Updated", body = Project, headers(("ETag" = String, description = "The project's new version"))),
         (status = 403, description = "Needs org:projects:write", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 404, description = "No such project in this workspace", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 412, description = "The project changed since it was read", body = ProblemDetails, content_type = "application/problem+json"),
@@ -203,19 +233,10 @@ pub async fn update(
 ) -> Result<HttpResponse, ApiError> {
     ctx.require(permissions::PROJECTS_WRITE)?;
     let precondition = Precondition::from_request(&req);
-    let mut errors = vec![];
-    let name = body
-        .name
-        .as_deref()
-        .map(|n| rest::trimmed("name", n, MAX_NAME_CHARS, &mut errors));
-    rest::reject_invalid(errors)?;
+    let name = body.into_inner().validate()?;
 
     let db = ScopedDb::begin(&state.tenants, &ctx).await?;
-    let current = db
-        .get::<project::Entity>(*id)
-        .await?
-        .ok_or(ApiError::NotFound("project"))?;
-    precondition.check(current.version)?;
+    let current = rest::current::<project::Entity>(&db, *id, precondition).await?;
     let mut changes = project::ActiveModel {
         id: Set(current.id),
         version: Set(current.version + 1),
@@ -225,24 +246,17 @@ pub async fn update(
     if let Some(name) = name {
         changes.name = Set(name);
     }
-    let updated = db
-        .update(
-            changes,
-            Condition::all().add(project::Column::Version.eq(current.version)),
-        )
-        .await?
-        .ok_or(ApiError::PreconditionFailed)?;
+    let updated = rest::update_at(&db, changes, current.version).await?;
     db.commit().await?;
-    let version = updated.version;
     Ok(rest::with_etag(
-        HttpResponse::Ok().json(Project::from(updated)),
-        version,
+        HttpResponse::Ok().json(Project::from(updated.clone())),
+        updated.version,
     ))
 }
 
 /// Delete a project and, in the same transaction, its tasks.
 #[utoipa::path(
-    delete, path = "/v1/projects/{id}", tag = "projects",
+    delete, path = "/v1/projects/{id}", tag = "projects", operation_id = "deleteProject",
     security(("bearer" = [])),
     params(
         ("id" = Uuid, Path, description = "Project id"),
@@ -250,7 +264,6 @@ pub async fn update(
     ),
     responses(
         (status = 204, description = "Deleted, with its tasks"),
-        (status = 401, description = "Missing or invalid token", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 403, description = "Needs org:projects:write", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 404, description = "No such project in this workspace", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 412, description = "The project changed since it was read", body = ProblemDetails, content_type = "application/problem+json"),
@@ -265,23 +278,10 @@ pub async fn delete(
     ctx.require(permissions::PROJECTS_WRITE)?;
     let precondition = Precondition::from_request(&req);
     let db = ScopedDb::begin(&state.tenants, &ctx).await?;
-    let current = db
-        .get::<project::Entity>(*id)
-        .await?
-        .ok_or(ApiError::NotFound("project"))?;
-    precondition.check(current.version)?;
+    let current = rest::current::<project::Entity>(&db, *id, precondition).await?;
     db.delete(task::Entity::delete_many().filter(task::Column::ProjectId.eq(current.id)))
         .await?;
-    let deleted = db
-        .delete(
-            project::Entity::delete_many()
-                .filter(project::Column::Id.eq(current.id))
-                .filter(project::Column::Version.eq(current.version)),
-        )
-        .await?;
-    if deleted == 0 {
-        return Err(ApiError::PreconditionFailed);
-    }
+    rest::delete_at::<project::Entity>(&db, current.id, current.version).await?;
     db.commit().await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -1,13 +1,10 @@
 //! `/v1/tasks`: a workspace's tasks, in projects or in the inbox.
 
-use actix_web::{HttpRequest, HttpResponse, http::header, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
-use sea_orm::{
-    ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
-    sea_query::{Expr, ExprTrait, Func, LikeExpr},
-};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Select, Set};
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::{IntoParams, OpenApi, ToSchema};
 use uuid::Uuid;
 
 use crate::{
@@ -59,33 +56,76 @@ impl From<task::Model> for Task {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"title": "Write the announcement", "project_id": null, "due_at": "2026-12-01T09:00:00Z"}))]
 pub struct CreateTask {
-    /// 1 to 500 characters after trimming.
+    /// At most 500 characters, not blank; stored trimmed.
+    #[schema(min_length = 1, max_length = 500, pattern = r"\S")]
     pub title: String,
     /// At most 10 000 characters.
+    #[schema(max_length = 10000)]
     pub description: Option<String>,
     /// A project of this workspace; omit or null for the inbox.
     pub project_id: Option<Uuid>,
     pub due_at: Option<DateTime<Utc>>,
-    /// A Clerk user id (`user_…`).
+    /// A Clerk user id (`user_…`); once memberships have synced, a member of the workspace.
+    #[schema(max_length = 64, pattern = r"^user_[A-Za-z0-9_]*$")]
     pub assignee_user_id: Option<String>,
+}
+
+/// A task as validated for insertion.
+pub struct NewTask {
+    pub title: String,
+    pub description: Option<String>,
+    pub project_id: Option<Uuid>,
+    pub due_at: Option<DateTime<Utc>>,
+    pub assignee_user_id: Option<String>,
+}
+
+impl CreateTask {
+    pub fn validate(self) -> Result<NewTask, Vec<FieldError>> {
+        let mut errors = vec![];
+        let title = rest::trimmed("title", &self.title, MAX_TITLE_CHARS, &mut errors);
+        if let Some(description) = &self.description {
+            rest::check_max_chars(
+                "description",
+                description,
+                MAX_DESCRIPTION_CHARS,
+                &mut errors,
+            );
+        }
+        if let Some(assignee) = &self.assignee_user_id {
+            rest::check_user_id("assignee_user_id", assignee, &mut errors);
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(NewTask {
+            title,
+            description: self.description,
+            project_id: self.project_id,
+            due_at: self.due_at,
+            assignee_user_id: self.assignee_user_id,
+        })
+    }
 }
 
 /// A partial update: absent fields stay as they are; `null` clears a field.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"completed": true}))]
 pub struct UpdateTask {
+    /// At most 500 characters, not blank; cannot be null.
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 500, pattern = r"\S")]
     pub title: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 10000)]
     pub description: Option<Option<String>>,
     /// A project of this workspace, or null to move the task to the inbox.
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<Uuid>)]
     pub project_id: Option<Option<Uuid>>,
-    /// true completes the task (sets `completed_at`); false reopens it.
+    /// true completes the task (sets `completed_at`); false reopens it. Cannot be null.
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<bool>)]
     pub completed: Option<Option<bool>>,
@@ -93,35 +133,110 @@ pub struct UpdateTask {
     #[schema(value_type = Option<DateTime<Utc>>)]
     pub due_at: Option<Option<DateTime<Utc>>>,
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 64, pattern = r"^user_[A-Za-z0-9_]*$")]
     pub assignee_user_id: Option<Option<String>>,
+}
+
+impl UpdateTask {
+    /// Checks the fields; the title comes back trimmed.
+    pub fn validate(mut self) -> Result<UpdateTask, Vec<FieldError>> {
+        let mut errors = vec![];
+        match &self.title {
+            Some(None) => errors.push(FieldError::new("title", "must not be null")),
+            Some(Some(title)) => {
+                let title = rest::trimmed("title", title, MAX_TITLE_CHARS, &mut errors);
+                self.title = Some(Some(title));
+            }
+            None => {}
+        }
+        if let Some(Some(description)) = &self.description {
+            rest::check_max_chars(
+                "description",
+                description,
+                MAX_DESCRIPTION_CHARS,
+                &mut errors,
+            );
+        }
+        if let Some(Some(assignee)) = &self.assignee_user_id {
+            rest::check_user_id("assignee_user_id", assignee, &mut errors);
+        }
+        if self.completed == Some(None) {
+            errors.push(FieldError::new("completed", "must be true or false"));
+        }
+        if errors.is_empty() {
+            Ok(self)
+        } else {
+            Err(errors)
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListTasks {
-    /// Only tasks of this project.
+    /// Only tasks of this project (cannot be combined with `inbox=true`).
     pub project_id: Option<Uuid>,
     /// true: only tasks with no project (the inbox).
     pub inbox: Option<bool>,
     /// Only completed (true) or open (false) tasks.
     pub completed: Option<bool>,
     /// Case-insensitive match on the title.
+    #[param(max_length = 200)]
     pub q: Option<String>,
     /// Only tasks assigned to this user.
+    #[param(max_length = 64, pattern = r"^user_[A-Za-z0-9_]*$")]
     pub assignee_user_id: Option<String>,
-    /// Page size, 1 to 200 (default 50).
+    /// Page size (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u64>,
     /// `next_cursor` of the previous page.
+    #[param(pattern = r"^([A-Za-z0-9_-]{21}[AQgw])?$")]
     pub cursor: Option<String>,
 }
 
-fn check_description(value: &str, errors: &mut Vec<FieldError>) {
-    if value.chars().count() > MAX_DESCRIPTION_CHARS {
-        errors.push(FieldError::new(
-            "description",
-            format!("must be at most {MAX_DESCRIPTION_CHARS} characters"),
-        ));
+impl ListTasks {
+    fn validate(&self) -> Result<PageRequest, ApiError> {
+        let mut errors = vec![];
+        let page = PageRequest::parse(self.limit, self.cursor.as_deref(), &mut errors);
+        if self.inbox == Some(true) && self.project_id.is_some() {
+            errors.push(FieldError::new(
+                "inbox",
+                "inbox=true lists tasks without a project; it cannot be combined with project_id",
+            ));
+        }
+        if let Some(q) = &self.q {
+            rest::check_max_chars("q", q, MAX_QUERY_CHARS, &mut errors);
+        }
+        if let Some(assignee) = &self.assignee_user_id {
+            rest::check_user_id("assignee_user_id", assignee, &mut errors);
+        }
+        rest::reject_invalid(errors)?;
+        Ok(page)
+    }
+
+    /// The filters as a query, newest first from the page's cursor.
+    fn select(&self, page: &PageRequest) -> Select<task::Entity> {
+        let mut select = page.select(task::Entity::find(), task::Column::Id);
+        if let Some(project_id) = self.project_id {
+            select = select.filter(task::Column::ProjectId.eq(project_id));
+        }
+        match self.inbox {
+            Some(true) => select = select.filter(task::Column::ProjectId.is_null()),
+            Some(false) => select = select.filter(task::Column::ProjectId.is_not_null()),
+            None => {}
+        }
+        match self.completed {
+            Some(true) => select = select.filter(task::Column::CompletedAt.is_not_null()),
+            Some(false) => select = select.filter(task::Column::CompletedAt.is_null()),
+            None => {}
+        }
+        if let Some(assignee) = &self.assignee_user_id {
+            select = select.filter(task::Column::AssigneeUserId.eq(assignee.as_str()));
+        }
+        if let Some(q) = self.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
+            select = select.filter(rest::contains_ignoring_case(task::Column::Title, q));
+        }
+        select
     }
 }
 
@@ -136,18 +251,35 @@ async fn check_project(db: &ScopedDb, project_id: Uuid) -> Result<(), ApiError> 
     }
 }
 
+/// The routes of this resource.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/v1/tasks").get(list).post(create))
+        .service(
+            web::resource("/v1/tasks/{id}")
+                .get(get)
+                .patch(update)
+                .delete(delete),
+        );
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    paths(create, list, get, update, delete),
+    components(schemas(Task, CreateTask, UpdateTask)),
+    tags((name = "tasks", description = "A workspace's tasks: inbox, projects, completion, assignment")),
+)]
+pub struct TasksApi;
+
 /// Create a task.
 #[utoipa::path(
-    post, path = "/v1/tasks", tag = "tasks",
+    post, path = "/v1/tasks", tag = "tasks", operation_id = "createTask",
     security(("bearer" = [])),
     request_body = CreateTask,
     responses(
-        (status = 201, description = "Created", body = Task, headers(("ETag" = String), ("Location" = String))),
-        (status = 400, description = "Malformed JSON", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid token", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 201, description = "Created", body = Task, headers(
+            ("ETag" = String, description = "The task's version; send it in If-Match"),
+            ("Location" = String, description = "The task's URL"))),
         (status = 403, description = "Needs org:tasks:write", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 413, description = "Body too large", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 415, description = "Body is not JSON", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields (including a project of another workspace)", body = ProblemDetails, content_type = "application/problem+json"),
     )
 )]
@@ -157,16 +289,7 @@ pub async fn create(
     body: web::Json<CreateTask>,
 ) -> Result<HttpResponse, ApiError> {
     ctx.require(permissions::TASKS_WRITE)?;
-    let input = body.into_inner();
-    let mut errors = vec![];
-    let title = rest::trimmed("title", &input.title, MAX_TITLE_CHARS, &mut errors);
-    if let Some(description) = &input.description {
-        check_description(description, &mut errors);
-    }
-    if let Some(assignee) = &input.assignee_user_id {
-        rest::check_user_id("assignee_user_id", assignee, &mut errors);
-    }
-    rest::reject_invalid(errors)?;
+    let input = body.into_inner().validate()?;
 
     let db = ScopedDb::begin(&state.tenants, &ctx).await?;
     if let Some(project_id) = input.project_id {
@@ -180,7 +303,7 @@ pub async fn create(
         .insert(task::ActiveModel {
             id: Set(Uuid::now_v7()),
             project_id: Set(input.project_id),
-            title: Set(title),
+            title: Set(input.title),
             description: Set(input.description),
             due_at: Set(input.due_at),
             completed_at: Set(None),
@@ -192,22 +315,21 @@ pub async fn create(
         })
         .await?;
     db.commit().await?;
-    let response = HttpResponse::Created()
-        .insert_header((header::LOCATION, format!("/v1/tasks/{}", created.id)))
-        .json(Task::from(created.clone()));
-    Ok(rest::with_etag(response, created.version))
+    Ok(rest::created(
+        format!("/v1/tasks/{}", created.id),
+        created.version,
+        Task::from(created),
+    ))
 }
 
 /// List tasks, newest first, with filters.
 #[utoipa::path(
-    get, path = "/v1/tasks", tag = "tasks",
+    get, path = "/v1/tasks", tag = "tasks", operation_id = "listTasks",
     security(("bearer" = [])),
     params(ListTasks, ("If-None-Match" = Option<String>, Header, description = "ETag of a page read earlier; 304 while that page is unchanged")),
     responses(
         (status = 200, description = "A page of tasks", body = Page<Task>, headers(("ETag" = String, description = "Weak validator of this page; send it in If-None-Match"))),
         (status = 304, description = "Not modified: the page is as the If-None-Match ETag describes"),
-        (status = 400, description = "Malformed query", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid token", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 403, description = "Needs org:tasks:read", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 422, description = "Invalid filters, limit or cursor", body = ProblemDetails, content_type = "application/problem+json"),
     )
@@ -219,86 +341,25 @@ pub async fn list(
     query: web::Query<ListTasks>,
 ) -> Result<HttpResponse, ApiError> {
     ctx.require(permissions::TASKS_READ)?;
-    let mut errors = vec![];
-    let page = PageRequest::parse(query.limit, query.cursor.as_deref(), &mut errors);
-    if query.inbox == Some(true) && query.project_id.is_some() {
-        errors.push(FieldError::new(
-            "inbox",
-            "inbox=true lists tasks without a project; it cannot be combined with project_id",
-        ));
-    }
-    if let Some(q) = &query.q
-        && q.chars().count() > MAX_QUERY_CHARS
-    {
-        errors.push(FieldError::new(
-            "q",
-            format!("must be at most {MAX_QUERY_CHARS} characters"),
-        ));
-    }
-    if let Some(assignee) = &query.assignee_user_id {
-        rest::check_user_id("assignee_user_id", assignee, &mut errors);
-    }
-    rest::reject_invalid(errors)?;
-
-    let mut select = task::Entity::find()
-        .order_by_desc(task::Column::Id)
-        .limit(page.fetch());
-    if let Some(after) = page.after {
-        select = select.filter(task::Column::Id.lt(after));
-    }
-    if let Some(project_id) = query.project_id {
-        select = select.filter(task::Column::ProjectId.eq(project_id));
-    }
-    match query.inbox {
-        Some(true) => select = select.filter(task::Column::ProjectId.is_null()),
-        Some(false) => select = select.filter(task::Column::ProjectId.is_not_null()),
-        None => {}
-    }
-    match query.completed {
-        Some(true) => select = select.filter(task::Column::CompletedAt.is_not_null()),
-        Some(false) => select = select.filter(task::Column::CompletedAt.is_null()),
-        None => {}
-    }
-    if let Some(assignee) = &query.assignee_user_id {
-        select = select.filter(task::Column::AssigneeUserId.eq(assignee.as_str()));
-    }
-    if let Some(q) = query.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
-        select = select.filter(title_contains(q));
-    }
-
+    let page = query.validate()?;
+    let select = query.select(&page);
     let db = ScopedDb::begin(&state.tenants, &ctx).await?;
     let rows = db.all(select).await?;
     db.finish_read();
     rest::page_response(&req, &page.page(rows, |m| m.id, Task::from))
 }
 
-/// `LOWER(title) LIKE '%q%'`, with the client's `%`, `_` and `\` taken literally.
-fn title_contains(q: &str) -> Condition {
-    let escaped = q
-        .to_lowercase()
-        .replace('\\', "\\\\")
-        .replace('%', "\\%")
-        .replace('_', "\\_");
-    let pattern = format!("%{escaped}%");
-    Condition::all().add(
-        Expr::expr(Func::lower(Expr::col(task::Column::Title)))
-            .like(LikeExpr::new(pattern).escape('\\')),
-    )
-}
-
 /// Get a task.
 #[utoipa::path(
-    get, path = "/v1/tasks/{id}", tag = "tasks",
+    get, path = "/v1/tasks/{id}", tag = "tasks", operation_id = "getTask",
     security(("bearer" = [])),
     params(
         ("id" = Uuid, Path, description = "Task id"),
         ("If-None-Match" = Option<String>, Header, description = "ETag from an earlier read; 304 while unchanged"),
     ),
     responses(
-        (status = 200, description = "The task", body = Task, headers(("ETag" = String))),
+        (status = 200, description = "The task", body = Task, headers(("ETag" = String, description = "The task's version; send it in If-Match"))),
         (status = 304, description = "Not modified (If-None-Match)"),
-        (status = 400, description = "Malformed id", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid token", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 403, description = "Needs org:tasks:read", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 404, description = "No such task in this workspace", body = ProblemDetails, content_type = "application/problem+json"),
     )
@@ -321,7 +382,7 @@ pub async fn get(
 
 /// Update a task: title, description, project (or inbox), completion, due date, assignee.
 #[utoipa::path(
-    patch, path = "/v1/tasks/{id}", tag = "tasks",
+    patch, path = "/v1/tasks/{id}", tag = "tasks", operation_id = "updateTask",
     security(("bearer" = [])),
     params(
         ("id" = Uuid, Path, description = "Task id"),
@@ -329,9 +390,7 @@ pub async fn get(
     ),
     request_body = UpdateTask,
     responses(
-        (status = 200, description = "Updated", body = Task, headers(("ETag" = String))),
-        (status = 400, description = "Malformed JSON or id", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid token", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 200, description = "Updated", body = Task, headers(("ETag" = String, description = "The task's new version"))),
         (status = 403, description = "Needs org:tasks:write", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 404, description = "No such task in this workspace", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 412, description = "The task changed since it was read", body = ProblemDetails, content_type = "application/problem+json"),
@@ -347,33 +406,10 @@ pub async fn update(
 ) -> Result<HttpResponse, ApiError> {
     ctx.require(permissions::TASKS_WRITE)?;
     let precondition = Precondition::from_request(&req);
-    let input = body.into_inner();
-    let mut errors = vec![];
-    let title = match &input.title {
-        None => None,
-        Some(None) => {
-            errors.push(FieldError::new("title", "must not be null"));
-            None
-        }
-        Some(Some(title)) => Some(rest::trimmed("title", title, MAX_TITLE_CHARS, &mut errors)),
-    };
-    if let Some(Some(description)) = &input.description {
-        check_description(description, &mut errors);
-    }
-    if let Some(Some(assignee)) = &input.assignee_user_id {
-        rest::check_user_id("assignee_user_id", assignee, &mut errors);
-    }
-    if input.completed == Some(None) {
-        errors.push(FieldError::new("completed", "must be true or false"));
-    }
-    rest::reject_invalid(errors)?;
+    let input = body.into_inner().validate()?;
 
     let db = ScopedDb::begin(&state.tenants, &ctx).await?;
-    let current = db
-        .get::<task::Entity>(*id)
-        .await?
-        .ok_or(ApiError::NotFound("task"))?;
-    precondition.check(current.version)?;
+    let current = rest::current::<task::Entity>(&db, *id, precondition).await?;
     if let Some(Some(project_id)) = input.project_id {
         check_project(&db, project_id).await?;
     }
@@ -390,7 +426,7 @@ pub async fn update(
         updated_at: Set(now),
         ..Default::default()
     };
-    if let Some(title) = title {
+    if let Some(Some(title)) = input.title {
         changes.title = Set(title);
     }
     if let Some(description) = input.description {
@@ -411,24 +447,17 @@ pub async fn update(
         Some(false) => changes.completed_at = Set(None),
         _ => {}
     }
-    let updated = db
-        .update(
-            changes,
-            Condition::all().add(task::Column::Version.eq(current.version)),
-        )
-        .await?
-        .ok_or(ApiError::PreconditionFailed)?;
+    let updated = rest::update_at(&db, changes, current.version).await?;
     db.commit().await?;
-    let version = updated.version;
     Ok(rest::with_etag(
-        HttpResponse::Ok().json(Task::from(updated)),
-        version,
+        HttpResponse::Ok().json(Task::from(updated.clone())),
+        updated.version,
     ))
 }
 
 /// Delete a task.
 #[utoipa::path(
-    delete, path = "/v1/tasks/{id}", tag = "tasks",
+    delete, path = "/v1/tasks/{id}", tag = "tasks", operation_id = "deleteTask",
     security(("bearer" = [])),
     params(
         ("id" = Uuid, Path, description = "Task id"),
@@ -436,8 +465,6 @@ pub async fn update(
     ),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 400, description = "Malformed id", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid token", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 403, description = "Needs org:tasks:write", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 404, description = "No such task in this workspace", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 412, description = "The task changed since it was read", body = ProblemDetails, content_type = "application/problem+json"),
@@ -452,25 +479,7 @@ pub async fn delete(
     ctx.require(permissions::TASKS_WRITE)?;
     let precondition = Precondition::from_request(&req);
     let db = ScopedDb::begin(&state.tenants, &ctx).await?;
-    let mut delete = task::Entity::delete_many().filter(task::Column::Id.eq(*id));
-    let deleted = match precondition {
-        Precondition::None | Precondition::Exists => db.delete(delete).await?,
-        _ => {
-            let current = db
-                .get::<task::Entity>(*id)
-                .await?
-                .ok_or(ApiError::NotFound("task"))?;
-            precondition.check(current.version)?;
-            delete = delete.filter(task::Column::Version.eq(current.version));
-            match db.delete(delete).await? {
-                0 => return Err(ApiError::PreconditionFailed),
-                n => n,
-            }
-        }
-    };
-    if deleted == 0 {
-        return Err(ApiError::NotFound("task"));
-    }
+    rest::delete_versioned::<task::Entity>(&db, *id, precondition).await?;
     db.commit().await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -5,16 +5,13 @@
 //! by its content (format, size, duration, completeness) before anything is stored.
 
 use actix_multipart::{Multipart, MultipartError};
-use actix_web::{HttpRequest, HttpResponse, http::header, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use bytes::{Bytes, BytesMut};
 use chrono::{DateTime, Utc};
 use futures_util::TryStreamExt;
-use sea_orm::{
-    ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
-    sea_query::{Expr, ExprTrait, Func, LikeExpr},
-};
+use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, Select, Set};
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::{IntoParams, OpenApi, ToSchema};
 use uuid::Uuid;
 
 use crate::{
@@ -22,7 +19,11 @@ use crate::{
     error::{ApiError, FieldError, ProblemDetails},
     rest::{self, Page, PageRequest, Precondition, nullable},
     routes::audio,
-    speech::{audio::inspect, storage::AudioStorage},
+    speech::{
+        Speech,
+        audio::{AudioInfo, inspect},
+        storage::AudioStorage,
+    },
     state::AppState,
     tenant::{TenantContext, permissions, scoped::ScopedDb},
 };
@@ -158,6 +159,49 @@ pub struct ListVoices {
     pub cursor: Option<String>,
 }
 
+impl ListVoices {
+    /// Checks the filters; the query they select, newest first from the page's cursor.
+    fn validate(&self) -> Result<(PageRequest, Select<voice::Entity>), ApiError> {
+        let mut errors = vec![];
+        let page = PageRequest::parse(self.limit, self.cursor.as_deref(), &mut errors);
+        if let Some(variant) = &self.variant {
+            rest::check_choice("variant", variant, &["system", "custom"], &mut errors);
+        }
+        if let Some(category) = &self.category {
+            rest::check_choice("category", category, CATEGORIES, &mut errors);
+        }
+        let language = self
+            .language
+            .as_deref()
+            .map(|l| check_language(l, &mut errors));
+        if let Some(q) = &self.q {
+            rest::check_max_chars("q", q, MAX_QUERY_CHARS, &mut errors);
+        }
+        rest::reject_invalid(errors)?;
+
+        let mut select = page.select(voice::Entity::find(), voice::Column::Id);
+        match self.variant.as_deref() {
+            Some("system") => select = select.filter(voice::Column::TenantId.is_null()),
+            Some("custom") => select = select.filter(voice::Column::TenantId.is_not_null()),
+            _ => {}
+        }
+        if let Some(category) = &self.category {
+            select = select.filter(voice::Column::Category.eq(category.as_str()));
+        }
+        if let Some(language) = language {
+            select = select.filter(
+                Condition::any()
+                    .add(voice::Column::Language.eq(language.as_str()))
+                    .add(voice::Column::Language.like(format!("{language}-%"))),
+            );
+        }
+        if let Some(q) = self.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
+            select = select.filter(rest::contains_ignoring_case(voice::Column::Name, q));
+        }
+        Ok((page, select))
+    }
+}
+
 /// A BCP 47 tag in its usual case (`en-US`, `zh-Hant-TW`, `es-419`), or None if it is not one.
 pub fn normalize_language(tag: &str) -> Option<String> {
     let tag = tag.trim();
@@ -210,24 +254,6 @@ pub fn espeak_voice_for(language: &str, gender: Option<&str>) -> String {
     }
 }
 
-fn check_choice(field: &str, value: &str, allowed: &[&str], errors: &mut Vec<FieldError>) {
-    if !allowed.contains(&value) {
-        errors.push(FieldError::new(
-            field,
-            format!("must be one of: {}", allowed.join(", ")),
-        ));
-    }
-}
-
-fn check_description(value: &str, errors: &mut Vec<FieldError>) {
-    if value.chars().count() > MAX_DESCRIPTION_CHARS {
-        errors.push(FieldError::new(
-            "description",
-            format!("must be at most {MAX_DESCRIPTION_CHARS} characters"),
-        ));
-    }
-}
-
 fn check_language(value: &str, errors: &mut Vec<FieldError>) -> String {
     normalize_language(value).unwrap_or_else(|| {
         errors.push(FieldError::new(
@@ -237,6 +263,79 @@ fn check_language(value: &str, errors: &mut Vec<FieldError>) -> String {
         String::new()
     })
 }
+
+impl UpdateVoice {
+    /// Checks the fields; returns them with the trimmed name and normalised language.
+    #[allow(clippy::type_complexity)]
+    fn validate(self) -> Result<(UpdateVoice, Option<String>, Option<String>), Vec<FieldError>> {
+        let mut errors = vec![];
+        let name = self
+            .name
+            .as_deref()
+            .map(|n| rest::trimmed("name", n, MAX_NAME_CHARS, &mut errors));
+        if let Some(Some(description)) = &self.description {
+            rest::check_max_chars(
+                "description",
+                description,
+                MAX_DESCRIPTION_CHARS,
+                &mut errors,
+            );
+        }
+        if let Some(category) = &self.category {
+            rest::check_choice("category", category, CATEGORIES, &mut errors);
+        }
+        let language = self
+            .language
+            .as_deref()
+            .map(|l| check_language(l, &mut errors));
+        if let Some(Some(gender)) = &self.gender {
+            rest::check_choice("gender", gender, GENDERS, &mut errors);
+        }
+        if errors.is_empty() {
+            Ok((self, name, language))
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+/// A custom voice of this workspace for a conditional write: 404 when there is none, 403 for
+/// a system voice, 412 when `If-Match` names another version.
+async fn custom_voice(
+    db: &ScopedDb,
+    id: Uuid,
+    precondition: Precondition,
+) -> Result<voice::Model, ApiError> {
+    let found = db
+        .get::<voice::Entity>(id)
+        .await?
+        .ok_or(ApiError::NotFound("voice"))?;
+    if found.is_system() {
+        return Err(read_only_system_voice());
+    }
+    precondition.check(found.version)?;
+    Ok(found)
+}
+
+/// The routes of this resource.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/v1/voices").get(list).post(create))
+        .service(
+            web::resource("/v1/voices/{id}")
+                .get(get)
+                .patch(update)
+                .delete(delete),
+        )
+        .service(web::resource("/v1/voices/{id}/sample").get(sample));
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    paths(list, create, get, update, delete, sample),
+    components(schemas(Voice, VoiceSample, CreateVoiceForm, UpdateVoice)),
+    tags((name = "voices", description = "System voices shared by all workspaces, and a workspace's custom voices with their samples")),
+)]
+pub struct VoicesApi;
 
 fn read_only_system_voice() -> ApiError {
     ApiError::Forbidden {
@@ -264,6 +363,112 @@ struct VoiceForm {
     text: std::collections::HashMap<String, String>,
     sample: Option<Bytes>,
     sample_too_large: bool,
+}
+
+/// A custom voice as validated for creation.
+struct NewVoice {
+    name: String,
+    description: Option<String>,
+    category: String,
+    language: String,
+    gender: Option<String>,
+    sample: Bytes,
+    info: AudioInfo,
+}
+
+impl VoiceForm {
+    /// Checks every field and the sample (by its content: format, size, duration).
+    fn validate(self, limits: &Speech) -> Result<NewVoice, Vec<FieldError>> {
+        let text = |name: &str| self.text.get(name).map(String::as_str);
+
+        let mut errors = vec![];
+        let name = match text("name") {
+            Some(name) => rest::trimmed("name", name, MAX_NAME_CHARS, &mut errors),
+            None => {
+                errors.push(FieldError::new("name", "is required"));
+                String::new()
+            }
+        };
+        let description = text("description")
+            .map(str::trim)
+            .filter(|d| !d.is_empty())
+            .map(str::to_owned);
+        if let Some(description) = &description {
+            rest::check_max_chars(
+                "description",
+                description,
+                MAX_DESCRIPTION_CHARS,
+                &mut errors,
+            );
+        }
+        let category = text("category")
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .unwrap_or("general")
+            .to_owned();
+        rest::check_choice("category", &category, CATEGORIES, &mut errors);
+        let language = match text("language") {
+            Some(language) => check_language(language, &mut errors),
+            None => {
+                errors.push(FieldError::new("language", "is required"));
+                String::new()
+            }
+        };
+        let gender = text("gender")
+            .map(str::trim)
+            .filter(|g| !g.is_empty())
+            .map(str::to_owned);
+        if let Some(gender) = &gender {
+            rest::check_choice("gender", gender, GENDERS, &mut errors);
+        }
+
+        let mut sample_info = None;
+        if self.sample_too_large {
+            errors.push(FieldError::new(
+                "sample",
+                format!("is larger than {} bytes", limits.sample_max_bytes),
+            ));
+        } else {
+            match &self.sample {
+                None => errors.push(FieldError::new("sample", "is required (an audio file)")),
+                Some(bytes) if bytes.is_empty() => {
+                    errors.push(FieldError::new("sample", "is empty"))
+                }
+                Some(bytes) => match inspect(bytes) {
+                    Err(why) => errors.push(FieldError::new("sample", why.0)),
+                    Ok(info) if info.duration < limits.sample_min => errors.push(FieldError::new(
+                        "sample",
+                        format!(
+                            "is {:.1} s long; at least {} s is needed",
+                            info.duration.as_secs_f64(),
+                            limits.sample_min.as_secs()
+                        ),
+                    )),
+                    Ok(info) if info.duration > limits.sample_max => errors.push(FieldError::new(
+                        "sample",
+                        format!(
+                            "is {:.1} s long; at most {} s is accepted",
+                            info.duration.as_secs_f64(),
+                            limits.sample_max.as_secs()
+                        ),
+                    )),
+                    Ok(info) => sample_info = Some(info),
+                },
+            }
+        }
+        match (sample_info, self.sample) {
+            (Some(info), Some(sample)) if errors.is_empty() => Ok(NewVoice {
+                name,
+                description,
+                category,
+                language,
+                gender,
+                sample,
+                info,
+            }),
+            _ => Err(errors),
+        }
+    }
 }
 
 /// Reads the form, keeping at most `max_sample` bytes of the sample. A larger sample is
@@ -324,13 +529,12 @@ async fn read_form(mut form: Multipart, max_sample: usize) -> Result<VoiceForm, 
 
 /// Create a custom voice from a reference sample.
 #[utoipa::path(
-    post, path = "/v1/voices", tag = "voices",
+    post, path = "/v1/voices", tag = "voices", operation_id = "createVoice",
     security(("bearer" = [])),
     request_body(content = CreateVoiceForm, content_type = "multipart/form-data"),
     responses(
         (status = 201, description = "Created", body = Voice, headers(("ETag" = String), ("Location" = String))),
         (status = 400, description = "Malformed form", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid token", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 403, description = "Needs org:voices:write", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 413, description = "Far larger than the sample limit", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 415, description = "Not multipart/form-data", body = ProblemDetails, content_type = "application/problem+json"),
@@ -345,89 +549,20 @@ pub async fn create(
     ctx.require(permissions::VOICES_WRITE)?;
     let speech = &state.speech;
     let form = read_form(form, speech.sample_max_bytes).await?;
-    let text = |name: &str| form.text.get(name).map(String::as_str);
+    let input = form.validate(speech)?;
 
-    let mut errors = vec![];
-    let name = match text("name") {
-        Some(name) => rest::trimmed("name", name, MAX_NAME_CHARS, &mut errors),
-        None => {
-            errors.push(FieldError::new("name", "is required"));
-            String::new()
-        }
-    };
-    let description = text("description")
-        .map(str::trim)
-        .filter(|d| !d.is_empty())
-        .map(str::to_owned);
-    if let Some(description) = &description {
-        check_description(description, &mut errors);
-    }
-    let category = text("category")
-        .map(str::trim)
-        .filter(|c| !c.is_empty())
-        .unwrap_or("general")
-        .to_owned();
-    check_choice("category", &category, CATEGORIES, &mut errors);
-    let language = match text("language") {
-        Some(language) => check_language(language, &mut errors),
-        None => {
-            errors.push(FieldError::new("language", "is required"));
-            String::new()
-        }
-    };
-    let gender = text("gender")
-        .map(str::trim)
-        .filter(|g| !g.is_empty())
-        .map(str::to_owned);
-    if let Some(gender) = &gender {
-        check_choice("gender", gender, GENDERS, &mut errors);
-    }
-
-    let mut sample_info = None;
-    if form.sample_too_large {
-        errors.push(FieldError::new(
-            "sample",
-            format!("is larger than {} bytes", speech.sample_max_bytes),
-        ));
-    } else {
-        match &form.sample {
-            None => errors.push(FieldError::new("sample", "is required (an audio file)")),
-            Some(bytes) if bytes.is_empty() => errors.push(FieldError::new("sample", "is empty")),
-            Some(bytes) => match inspect(bytes) {
-                Err(why) => errors.push(FieldError::new("sample", why.0)),
-                Ok(info) if info.duration < speech.sample_min => errors.push(FieldError::new(
-                    "sample",
-                    format!(
-                        "is {:.1} s long; at least {} s is needed",
-                        info.duration.as_secs_f64(),
-                        speech.sample_min.as_secs()
-                    ),
-                )),
-                Ok(info) if info.duration > speech.sample_max => errors.push(FieldError::new(
-                    "sample",
-                    format!(
-                        "is {:.1} s long; at most {} s is accepted",
-                        info.duration.as_secs_f64(),
-                        speech.sample_max.as_secs()
-                    ),
-                )),
-                Ok(info) => sample_info = Some(info),
-            },
-        }
-    }
-    rest::reject_invalid(errors)?;
-    let (Some(info), Some(sample)) = (sample_info, form.sample) else {
-        return Err(ApiError::internal("voice sample vanished after validation"));
-    };
-
+    let NewVoice {
+        name,
+        description,
+        category,
+        language,
+        gender,
+        sample,
+        info,
+    } = input;
     let id = Uuid::now_v7();
-    let key = AudioStorage::voice_sample_key(&ctx.tenant_id, id).map_err(ApiError::internal)?;
+    let key = AudioStorage::voice_sample_key(&ctx.tenant_id, id)?;
     let size = sample.len() as i64;
-    speech
-        .storage
-        .put(&key, sample)
-        .await
-        .map_err(ApiError::internal)?;
 
     let now = Utc::now();
     let row = voice::ActiveModel {
@@ -448,40 +583,29 @@ pub async fn create(
         updated_at: Set(now),
         ..Default::default()
     };
-    let stored = async {
+    let record = async {
         let db = ScopedDb::begin(&state.tenants, &ctx).await?;
         let created = db.insert(row).await?;
         db.commit().await?;
         Ok::<_, ApiError>(created)
-    }
-    .await;
-    let created = match stored {
-        Ok(created) => created,
-        Err(err) => {
-            // Nothing stored for a voice that does not exist.
-            if let Err(e) = speech.storage.delete(&key).await {
-                tracing::warn!(key, error = %e, "could not remove the sample of a failed voice");
-            }
-            return Err(err);
-        }
     };
-    let response = HttpResponse::Created()
-        .insert_header((header::LOCATION, format!("/v1/voices/{}", created.id)))
-        .json(Voice::from(created.clone()));
-    Ok(rest::with_etag(response, created.version))
+    let created = speech.storage.put_then(&key, sample, record).await?;
+    Ok(rest::created(
+        format!("/v1/voices/{}", created.id),
+        created.version,
+        Voice::from(created),
+    ))
 }
-
 /// List the system voices and this workspace's custom voices, newest first (custom voices
 /// come before the system library).
 #[utoipa::path(
-    get, path = "/v1/voices", tag = "voices",
+    get, path = "/v1/voices", tag = "voices", operation_id = "listVoices",
     security(("bearer" = [])),
     params(ListVoices, ("If-None-Match" = Option<String>, Header, description = "ETag of a page read earlier; 304 while that page is unchanged")),
     responses(
         (status = 200, description = "A page of voices", body = Page<Voice>, headers(("ETag" = String, description = "Weak validator of this page; send it in If-None-Match"))),
         (status = 304, description = "Not modified: the page is as the If-None-Match ETag describes"),
         (status = 400, description = "Malformed query", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid token", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 403, description = "Needs org:voices:read", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 422, description = "Invalid filters, limit or cursor", body = ProblemDetails, content_type = "application/problem+json"),
     )
@@ -493,62 +617,7 @@ pub async fn list(
     query: web::Query<ListVoices>,
 ) -> Result<HttpResponse, ApiError> {
     ctx.require(permissions::VOICES_READ)?;
-    let mut errors = vec![];
-    let page = PageRequest::parse(query.limit, query.cursor.as_deref(), &mut errors);
-    if let Some(variant) = &query.variant {
-        check_choice("variant", variant, &["system", "custom"], &mut errors);
-    }
-    if let Some(category) = &query.category {
-        check_choice("category", category, CATEGORIES, &mut errors);
-    }
-    let language = query
-        .language
-        .as_deref()
-        .map(|l| check_language(l, &mut errors));
-    if let Some(q) = &query.q
-        && q.chars().count() > MAX_QUERY_CHARS
-    {
-        errors.push(FieldError::new(
-            "q",
-            format!("must be at most {MAX_QUERY_CHARS} characters"),
-        ));
-    }
-    rest::reject_invalid(errors)?;
-
-    let mut select = voice::Entity::find()
-        .order_by_desc(voice::Column::Id)
-        .limit(page.fetch());
-    if let Some(after) = page.after {
-        select = select.filter(voice::Column::Id.lt(after));
-    }
-    match query.variant.as_deref() {
-        Some("system") => select = select.filter(voice::Column::TenantId.is_null()),
-        Some("custom") => select = select.filter(voice::Column::TenantId.is_not_null()),
-        _ => {}
-    }
-    if let Some(category) = &query.category {
-        select = select.filter(voice::Column::Category.eq(category.as_str()));
-    }
-    if let Some(language) = language {
-        select = select.filter(
-            Condition::any()
-                .add(voice::Column::Language.eq(language.as_str()))
-                .add(voice::Column::Language.like(format!("{language}-%"))),
-        );
-    }
-    if let Some(q) = query.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
-        let escaped = q
-            .to_lowercase()
-            .replace('\\', "\\\\")
-            .replace('%', "\\%")
-            .replace('_', "\\_");
-        select = select.filter(
-            Condition::all().add(
-                Expr::expr(Func::lower(Expr::col(voice::Column::Name)))
-                    .like(LikeExpr::new(format!("%{escaped}%")).escape('\\')),
-            ),
-        );
-    }
+    let (page, select) = query.validate()?;
     let db = ScopedDb::begin(&state.tenants, &ctx).await?;
     let rows = db.all(select).await?;
     db.finish_read();
@@ -557,7 +626,7 @@ pub async fn list(
 
 /// Get a voice (a system voice or one of this workspace's).
 #[utoipa::path(
-    get, path = "/v1/voices/{id}", tag = "voices",
+    get, path = "/v1/voices/{id}", tag = "voices", operation_id = "getVoice",
     security(("bearer" = [])),
     params(
         ("id" = Uuid, Path, description = "Voice id"),
@@ -567,7 +636,6 @@ pub async fn list(
         (status = 200, description = "The voice", body = Voice, headers(("ETag" = String))),
         (status = 304, description = "Not modified (If-None-Match)"),
         (status = 400, description = "Malformed id", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid token", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 403, description = "Needs org:voices:read", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 404, description = "No such voice for this workspace", body = ProblemDetails, content_type = "application/problem+json"),
     )
@@ -590,7 +658,7 @@ pub async fn get(
 
 /// Update a custom voice's details (the sample stays; create a new voice for a new sample).
 #[utoipa::path(
-    patch, path = "/v1/voices/{id}", tag = "voices",
+    patch, path = "/v1/voices/{id}", tag = "voices", operation_id = "updateVoice",
     security(("bearer" = [])),
     params(
         ("id" = Uuid, Path, description = "Voice id"),
@@ -600,7 +668,6 @@ pub async fn get(
     responses(
         (status = 200, description = "Updated", body = Voice, headers(("ETag" = String))),
         (status = 400, description = "Malformed JSON or id", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid token", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 403, description = "Needs org:voices:write; system voices are read-only", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 404, description = "No such voice for this workspace", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 412, description = "The voice changed since it was read", body = ProblemDetails, content_type = "application/problem+json"),
@@ -616,36 +683,10 @@ pub async fn update(
 ) -> Result<HttpResponse, ApiError> {
     ctx.require(permissions::VOICES_WRITE)?;
     let precondition = Precondition::from_request(&req);
-    let input = body.into_inner();
-    let mut errors = vec![];
-    let name = input
-        .name
-        .as_deref()
-        .map(|n| rest::trimmed("name", n, MAX_NAME_CHARS, &mut errors));
-    if let Some(Some(description)) = &input.description {
-        check_description(description, &mut errors);
-    }
-    if let Some(category) = &input.category {
-        check_choice("category", category, CATEGORIES, &mut errors);
-    }
-    let language = input
-        .language
-        .as_deref()
-        .map(|l| check_language(l, &mut errors));
-    if let Some(Some(gender)) = &input.gender {
-        check_choice("gender", gender, GENDERS, &mut errors);
-    }
-    rest::reject_invalid(errors)?;
+    let (input, name, language) = body.into_inner().validate()?;
 
     let db = ScopedDb::begin(&state.tenants, &ctx).await?;
-    let current = db
-        .get::<voice::Entity>(*id)
-        .await?
-        .ok_or(ApiError::NotFound("voice"))?;
-    if current.is_system() {
-        return Err(read_only_system_voice());
-    }
-    precondition.check(current.version)?;
+    let current = custom_voice(&db, *id, precondition).await?;
     let mut changes = voice::ActiveModel {
         id: Set(current.id),
         version: Set(current.version + 1),
@@ -671,24 +712,17 @@ pub async fn update(
     changes.espeak_voice = Set(espeak_voice_for(&new_language, new_gender.as_deref()));
     changes.language = Set(new_language);
     changes.gender = Set(new_gender);
-    let updated = db
-        .update(
-            changes,
-            Condition::all().add(voice::Column::Version.eq(current.version)),
-        )
-        .await?
-        .ok_or(ApiError::PreconditionFailed)?;
+    let updated = rest::update_at(&db, changes, current.version).await?;
     db.commit().await?;
-    let version = updated.version;
     Ok(rest::with_etag(
-        HttpResponse::Ok().json(Voice::from(updated)),
-        version,
+        HttpResponse::Ok().json(Voice::from(updated.clone())),
+        updated.version,
     ))
 }
 
 /// Delete a custom voice and its stored sample. Generations made with it keep their audio.
 #[utoipa::path(
-    delete, path = "/v1/voices/{id}", tag = "voices",
+    delete, path = "/v1/voices/{id}", tag = "voices", operation_id = "deleteVoice",
     security(("bearer" = [])),
     params(
         ("id" = Uuid, Path, description = "Voice id"),
@@ -697,7 +731,6 @@ pub async fn update(
     responses(
         (status = 204, description = "Deleted, with its sample"),
         (status = 400, description = "Malformed id", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid token", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 403, description = "Needs org:voices:delete; system voices are read-only", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 404, description = "No such voice for this workspace", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 412, description = "The voice changed since it was read", body = ProblemDetails, content_type = "application/problem+json"),
@@ -712,40 +745,19 @@ pub async fn delete(
     ctx.require(permissions::VOICES_DELETE)?;
     let precondition = Precondition::from_request(&req);
     let db = ScopedDb::begin(&state.tenants, &ctx).await?;
-    let current = db
-        .get::<voice::Entity>(*id)
-        .await?
-        .ok_or(ApiError::NotFound("voice"))?;
-    if current.is_system() {
-        return Err(read_only_system_voice());
-    }
-    precondition.check(current.version)?;
+    let current = custom_voice(&db, *id, precondition).await?;
     // The sample goes first: a failure leaves the voice in place, and the delete can be retried.
     if let Some(key) = &current.sample_key {
-        state
-            .speech
-            .storage
-            .delete(key)
-            .await
-            .map_err(ApiError::internal)?;
+        state.speech.storage.delete(key).await?;
     }
-    let deleted = db
-        .delete(
-            voice::Entity::delete_many()
-                .filter(voice::Column::Id.eq(current.id))
-                .filter(voice::Column::Version.eq(current.version)),
-        )
-        .await?;
-    if deleted == 0 {
-        return Err(ApiError::PreconditionFailed);
-    }
+    rest::delete_at::<voice::Entity>(&db, current.id, current.version).await?;
     db.commit().await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
 /// Stream a custom voice's reference sample (`Range` supported).
 #[utoipa::path(
-    get, path = "/v1/voices/{id}/sample", tag = "voices",
+    get, path = "/v1/voices/{id}/sample", tag = "voices", operation_id = "getVoiceSample",
     security(("bearer" = [])),
     params(
         ("id" = Uuid, Path, description = "Voice id"),
@@ -756,7 +768,6 @@ pub async fn delete(
             headers(("Content-Length" = u64), ("Accept-Ranges" = String))),
         (status = 206, description = "The requested range", content_type = "audio/*", body = Vec<u8>,
             headers(("Content-Range" = String), ("Content-Length" = u64))),
-        (status = 401, description = "Missing or invalid token", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 403, description = "Needs org:voices:read", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 404, description = "No such voice, or it has no sample", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 416, description = "The range is outside the sample", body = ProblemDetails, content_type = "application/problem+json"),

@@ -4,6 +4,7 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Utc;
+use utoipa::OpenApi;
 
 use crate::{
     auth::svix,
@@ -12,9 +13,26 @@ use crate::{
     tenant::directory_sync::{self, ClerkEvent, WebhookAck},
 };
 
+/// The routes of this resource.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        // Raw bytes: the Svix signature covers the body exactly as sent.
+        web::resource("/webhooks/clerk")
+            .app_data(web::PayloadConfig::new(crate::config::DEFAULT_BODY_LIMIT))
+            .post(clerk),
+    );
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    paths(clerk),
+    tags((name = "webhooks", description = "Clerk webhooks (Svix-signed, no bearer token)")),
+)]
+pub struct WebhooksApi;
+
 /// Receive a Clerk webhook (user, organization and membership changes).
 #[utoipa::path(
-    post, path = "/webhooks/clerk", tag = "webhooks",
+    post, path = "/webhooks/clerk", tag = "webhooks", operation_id = "receiveClerkWebhook",
     params(
         ("svix-id" = String, Header, description = "The delivery's id (the same for redeliveries)"),
         ("svix-timestamp" = i64, Header, description = "Unix seconds; at most 5 minutes from now"),

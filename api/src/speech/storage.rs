@@ -120,6 +120,28 @@ impl AudioStorage {
         Ok(())
     }
 
+    /// Stores `bytes` under `key`, then runs `record` (the insert of the row that points at
+    /// the object). When `record` fails the object is removed again, so no object outlives a
+    /// row that was never written.
+    pub async fn put_then<T, E>(
+        &self,
+        key: &str,
+        bytes: Bytes,
+        record: impl Future<Output = Result<T, E>>,
+    ) -> Result<T, E>
+    where
+        E: From<StorageError>,
+    {
+        self.put(key, bytes).await?;
+        let recorded = record.await;
+        if recorded.is_err()
+            && let Err(error) = self.delete(key).await
+        {
+            tracing::warn!(key, %error, "could not remove the object of an unrecorded row");
+        }
+        recorded
+    }
+
     /// The whole object.
     pub async fn get(&self, key: &str) -> Result<Bytes, StorageError> {
         match self.store.get(&Self::path(key)?).await {
@@ -191,5 +213,12 @@ impl AudioStorage {
             }
         }
         Ok(deleted)
+    }
+}
+
+/// A storage failure in a request is ours to report, without its details.
+impl From<StorageError> for crate::error::ApiError {
+    fn from(error: StorageError) -> Self {
+        crate::error::ApiError::internal(error)
     }
 }
