@@ -65,15 +65,18 @@ impl Modify for BearerAuth {
     }
 }
 
-/// Errors any operation can answer, documented once here rather than on every handler: the
-/// request middleware and extractors produce them the same way for every endpoint.
+/// Answers documented once here rather than on every handler, because the middleware,
+/// extractors and shared helpers (`rest`) produce them the same way for every endpoint: 400,
+/// 413, 415, 401 and 500 everywhere they can occur; 422 wherever a body or query is validated;
+/// 404 for an `{id}`; 412 with `If-Match`; 304 with `If-None-Match`. A handler that documents
+/// one of these itself (with a more specific description) keeps its own.
 struct SharedErrors;
 
 impl Modify for SharedErrors {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         use utoipa::openapi::{
             Content, Ref, ResponseBuilder,
-            path::{Operation, PathItem},
+            path::{Operation, ParameterIn, PathItem},
         };
         let problem = |description: &str| {
             ResponseBuilder::new()
@@ -102,9 +105,49 @@ impl Modify for SharedErrors {
             } = item;
             for operation in [get, put, post, delete, patch].into_iter().flatten() {
                 let has_body = operation.request_body.is_some();
-                let has_params = operation.parameters.as_ref().is_some_and(|p| !p.is_empty());
-                if has_body || has_params {
+                let params: Vec<(String, ParameterIn)> = operation
+                    .parameters
+                    .iter()
+                    .flatten()
+                    .map(|p| (p.name.clone(), p.parameter_in.clone()))
+                    .collect();
+                let has = |name: &str| params.iter().any(|(n, _)| n == name);
+                let has_query = params.iter().any(|(_, at)| *at == ParameterIn::Query);
+                if has_body || !params.is_empty() {
                     add(operation, "400", "Malformed request: body, path or query");
+                }
+                if has_body || has_query {
+                    add(
+                        operation,
+                        "422",
+                        "Invalid fields or parameters; `errors[]` names each one",
+                    );
+                }
+                if has("id") {
+                    add(
+                        operation,
+                        "404",
+                        "No such resource in this workspace (ids of other workspaces too)",
+                    );
+                }
+                if has("If-Match") {
+                    add(
+                        operation,
+                        "412",
+                        "The resource changed since the If-Match ETag was read",
+                    );
+                }
+                if has("If-None-Match") {
+                    operation
+                        .responses
+                        .responses
+                        .entry("304".to_owned())
+                        .or_insert_with(|| {
+                            ResponseBuilder::new()
+                                .description("Not modified: unchanged since the If-None-Match ETag")
+                                .build()
+                                .into()
+                        });
                 }
                 if has_body {
                     add(operation, "413", "Request body too large");

@@ -14,9 +14,9 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::{
-    entities::Versioned,
+    entities::{TenantOwned, Versioned},
     error::{ApiError, FieldError},
-    tenant::ScopedDb,
+    tenant::{ScopedDb, TenantContext, TenantRegistry},
 };
 
 pub const DEFAULT_PAGE_SIZE: u64 = 50;
@@ -288,6 +288,23 @@ pub fn check_user_id(field: &str, value: &str, errors: &mut Vec<FieldError>) {
     if !valid {
         errors.push(FieldError::new(field, "must be a Clerk user id (user_…)"));
     }
+}
+
+/// One row this workspace may read, in a read-only transaction of its own: 404 when there is
+/// none.
+pub async fn read_one<E>(
+    tenants: &TenantRegistry,
+    ctx: &TenantContext,
+    id: Uuid,
+) -> Result<E::Model, ApiError>
+where
+    E: TenantOwned,
+    <E::PrimaryKey as sea_orm::PrimaryKeyTrait>::ValueType: From<Uuid>,
+{
+    let db = ScopedDb::begin(tenants, ctx).await?;
+    let found = db.get::<E>(id.into()).await?;
+    db.finish_read();
+    found.ok_or(ApiError::NotFound(E::NAME))
 }
 
 /// The row a conditional write targets: 404 when this workspace has no such row, 412 when

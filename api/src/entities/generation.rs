@@ -46,4 +46,5 @@ impl ActiveModelBehavior for ActiveModel {}
 impl TenantOwned for Entity {
     const TENANT: Column = Column::TenantId;
     const CREATED_BY: Column = Column::CreatedByUserId;
+    const NAME: &'static str = "generation";
 }

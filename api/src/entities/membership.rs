@@ -40,4 +40,5 @@ impl ActiveModelBehavior for ActiveModel {}
 impl TenantOwned for Entity {
     const TENANT: Column = Column::TenantId;
     const CREATED_BY: Column = Column::CreatedByUserId;
+    const NAME: &'static str = "member";
 }

@@ -18,6 +18,8 @@ pub trait TenantOwned: EntityTrait {
     const TENANT: Self::Column;
     /// The `created_by_user_id` column.
     const CREATED_BY: Self::Column;
+    /// What the API calls one row, for "no such …" answers.
+    const NAME: &'static str;
     /// Rows with a NULL tenant are shared: readable by every tenant, writable by none.
     const SHARED_ROWS: bool = false;
 }
@@ -29,7 +31,5 @@ pub trait Versioned: TenantOwned {
     const ID: Self::Column;
     /// The `version` column.
     const VERSION: Self::Column;
-    /// What the API calls one row, for "no such …" answers.
-    const NAME: &'static str;
     fn version(model: &Self::Model) -> i32;
 }

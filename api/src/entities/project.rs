@@ -35,12 +35,12 @@ impl ActiveModelBehavior for ActiveModel {}
 impl TenantOwned for Entity {
     const TENANT: Column = Column::TenantId;
     const CREATED_BY: Column = Column::CreatedByUserId;
+    const NAME: &'static str = "project";
 }
 
 impl Versioned for Entity {
     const ID: Column = Column::Id;
     const VERSION: Column = Column::Version;
-    const NAME: &'static str = "project";
     fn version(model: &Model) -> i32 {
         model.version
     }

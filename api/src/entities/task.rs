@@ -46,12 +46,12 @@ impl ActiveModelBehavior for ActiveModel {}
 impl TenantOwned for Entity {
     const TENANT: Column = Column::TenantId;
     const CREATED_BY: Column = Column::CreatedByUserId;
+    const NAME: &'static str = "task";
 }
 
 impl Versioned for Entity {
     const ID: Column = Column::Id;
     const VERSION: Column = Column::Version;
-    const NAME: &'static str = "task";
     fn version(model: &Model) -> i32 {
         model.version
     }

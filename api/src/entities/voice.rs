@@ -44,6 +44,7 @@ impl ActiveModelBehavior for ActiveModel {}
 impl TenantOwned for Entity {
     const TENANT: Column = Column::TenantId;
     const CREATED_BY: Column = Column::CreatedByUserId;
+    const NAME: &'static str = "voice";
     const SHARED_ROWS: bool = true;
 }
 
@@ -56,7 +57,6 @@ impl Model {
 impl Versioned for Entity {
     const ID: Column = Column::Id;
     const VERSION: Column = Column::Version;
-    const NAME: &'static str = "voice";
     fn version(model: &Model) -> i32 {
         model.version
     }

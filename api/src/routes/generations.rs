@@ -340,9 +340,7 @@ pub async fn create(
     params(ListGenerations, ("If-None-Match" = Option<String>, Header, description = "ETag of a page read earlier; 304 while that page is unchanged")),
     responses(
         (status = 200, description = "A page of generations", body = Page<Generation>, headers(("ETag" = String, description = "Weak validator of this page; send it in If-None-Match"))),
-        (status = 304, description = "Not modified: the page is as the If-None-Match ETag describes"),
         (status = 403, description = "Needs org:generations:read", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid filters, limit or cursor", body = ProblemDetails, content_type = "application/problem+json"),
     )
 )]
 pub async fn list(
@@ -378,7 +376,6 @@ pub async fn list(
     responses(
         (status = 200, description = "The generation", body = Generation),
         (status = 403, description = "Needs org:generations:read", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 404, description = "No such generation in this workspace", body = ProblemDetails, content_type = "application/problem+json"),
     )
 )]
 pub async fn get(
@@ -387,12 +384,7 @@ pub async fn get(
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     ctx.require(permissions::GENERATIONS_READ)?;
-    let db = ScopedDb::begin(&state.tenants, &ctx).await?;
-    let found = db
-        .get::<generation::Entity>(*id)
-        .await?
-        .ok_or(ApiError::NotFound("generation"))?;
-    db.finish_read();
+    let found = rest::read_one::<generation::Entity>(&state.tenants, &ctx, *id).await?;
     Ok(HttpResponse::Ok().json(Generation::from(found)))
 }
 
@@ -404,7 +396,6 @@ pub async fn get(
     responses(
         (status = 204, description = "Deleted, with its audio"),
         (status = 403, description = "Needs org:generations:create", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 404, description = "No such generation in this workspace", body = ProblemDetails, content_type = "application/problem+json"),
     )
 )]
 pub async fn delete(
@@ -458,12 +449,7 @@ pub async fn audio(
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     ctx.require(permissions::GENERATIONS_READ)?;
-    let db = ScopedDb::begin(&state.tenants, &ctx).await?;
-    let found = db
-        .get::<generation::Entity>(*id)
-        .await?
-        .ok_or(ApiError::NotFound("generation"))?;
-    db.finish_read();
+    let found = rest::read_one::<generation::Entity>(&state.tenants, &ctx, *id).await?;
     let (Some(key), Some(content_type)) = (&found.audio_key, &found.content_type) else {
         return Err(ApiError::NotFound("generation audio"));
     };

@@ -78,9 +78,7 @@ pub struct MembersApi;
     params(ListPage, ("If-None-Match" = Option<String>, Header, description = "ETag of a page read earlier; 304 while that page is unchanged")),
     responses(
         (status = 200, description = "A page of members", body = Page<Member>, headers(("ETag" = String, description = "Weak validator of this page; send it in If-None-Match"))),
-        (status = 304, description = "Not modified: the page is as the If-None-Match ETag describes"),
         (status = 403, description = "Needs org:members:read", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid limit or cursor", body = ProblemDetails, content_type = "application/problem+json"),
     )
 )]
 pub async fn list(

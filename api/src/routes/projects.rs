@@ -114,7 +114,6 @@ pub struct ProjectsApi;
             ("ETag" = String, description = "The project's version; send it in If-Match"),
             ("Location" = String, description = "The project's URL"))),
         (status = 403, description = "Needs org:projects:write", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid fields", body = ProblemDetails, content_type = "application/problem+json"),
     )
 )]
 pub async fn create(
@@ -152,9 +151,7 @@ pub async fn create(
     params(ListPage, ("If-None-Match" = Option<String>, Header, description = "ETag of a page read earlier; 304 while that page is unchanged")),
     responses(
         (status = 200, description = "A page of projects", body = Page<Project>, headers(("ETag" = String, description = "Weak validator of this page; send it in If-None-Match"))),
-        (status = 304, description = "Not modified: the page is as the If-None-Match ETag describes"),
         (status = 403, description = "Needs org:projects:read", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid limit or cursor", body = ProblemDetails, content_type = "application/problem+json"),
     )
 )]
 pub async fn list(
@@ -182,9 +179,7 @@ pub async fn list(
     ),
     responses(
         (status = 200, description = "The project", body = Project, headers(("ETag" = String, description = "The project's version; send it in If-Match"))),
-        (status = 304, description = "Not modified (If-None-Match)"),
         (status = 403, description = "Needs org:projects:read", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 404, description = "No such project in this workspace", body = ProblemDetails, content_type = "application/problem+json"),
     )
 )]
 pub async fn get(
@@ -194,12 +189,7 @@ pub async fn get(
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     ctx.require(permissions::PROJECTS_READ)?;
-    let db = ScopedDb::begin(&state.tenants, &ctx).await?;
-    let found = db
-        .get::<project::Entity>(*id)
-        .await?
-        .ok_or(ApiError::NotFound("project"))?;
-    db.finish_read();
+    let found = rest::read_one::<project::Entity>(&state.tenants, &ctx, *id).await?;
     Ok(rest::read_response(
         &req,
         found.version,
@@ -219,9 +209,6 @@ pub async fn get(
     responses(
         (status = 200, description = "Updated", body = Project, headers(("ETag" = String, description = "The project's new version"))),
         (status = 403, description = "Needs org:projects:write", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 404, description = "No such project in this workspace", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 412, description = "The project changed since it was read", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid fields", body = ProblemDetails, content_type = "application/problem+json"),
     )
 )]
 pub async fn update(
@@ -265,8 +252,6 @@ pub async fn update(
     responses(
         (status = 204, description = "Deleted, with its tasks"),
         (status = 403, description = "Needs org:projects:write", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 404, description = "No such project in this workspace", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 412, description = "The project changed since it was read", body = ProblemDetails, content_type = "application/problem+json"),
     )
 )]
 pub async fn delete(

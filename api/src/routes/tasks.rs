@@ -329,9 +329,7 @@ pub async fn create(
     params(ListTasks, ("If-None-Match" = Option<String>, Header, description = "ETag of a page read earlier; 304 while that page is unchanged")),
     responses(
         (status = 200, description = "A page of tasks", body = Page<Task>, headers(("ETag" = String, description = "Weak validator of this page; send it in If-None-Match"))),
-        (status = 304, description = "Not modified: the page is as the If-None-Match ETag describes"),
         (status = 403, description = "Needs org:tasks:read", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid filters, limit or cursor", body = ProblemDetails, content_type = "application/problem+json"),
     )
 )]
 pub async fn list(
@@ -359,9 +357,7 @@ pub async fn list(
     ),
     responses(
         (status = 200, description = "The task", body = Task, headers(("ETag" = String, description = "The task's version; send it in If-Match"))),
-        (status = 304, description = "Not modified (If-None-Match)"),
         (status = 403, description = "Needs org:tasks:read", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 404, description = "No such task in this workspace", body = ProblemDetails, content_type = "application/problem+json"),
     )
 )]
 pub async fn get(
@@ -371,12 +367,7 @@ pub async fn get(
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     ctx.require(permissions::TASKS_READ)?;
-    let db = ScopedDb::begin(&state.tenants, &ctx).await?;
-    let found = db
-        .get::<task::Entity>(*id)
-        .await?
-        .ok_or(ApiError::NotFound("task"))?;
-    db.finish_read();
+    let found = rest::read_one::<task::Entity>(&state.tenants, &ctx, *id).await?;
     Ok(rest::read_response(&req, found.version, Task::from(found)))
 }
 
@@ -392,9 +383,6 @@ pub async fn get(
     responses(
         (status = 200, description = "Updated", body = Task, headers(("ETag" = String, description = "The task's new version"))),
         (status = 403, description = "Needs org:tasks:write", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 404, description = "No such task in this workspace", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 412, description = "The task changed since it was read", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid fields", body = ProblemDetails, content_type = "application/problem+json"),
     )
 )]
 pub async fn update(
@@ -466,8 +454,6 @@ pub async fn update(
     responses(
         (status = 204, description = "Deleted"),
         (status = 403, description = "Needs org:tasks:write", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 404, description = "No such task in this workspace", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 412, description = "The task changed since it was read", body = ProblemDetails, content_type = "application/problem+json"),
     )
 )]
 pub async fn delete(

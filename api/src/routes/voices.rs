@@ -604,10 +604,7 @@ pub async fn create(
     params(ListVoices, ("If-None-Match" = Option<String>, Header, description = "ETag of a page read earlier; 304 while that page is unchanged")),
     responses(
         (status = 200, description = "A page of voices", body = Page<Voice>, headers(("ETag" = String, description = "Weak validator of this page; send it in If-None-Match"))),
-        (status = 304, description = "Not modified: the page is as the If-None-Match ETag describes"),
-        (status = 400, description = "Malformed query", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 403, description = "Needs org:voices:read", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid filters, limit or cursor", body = ProblemDetails, content_type = "application/problem+json"),
     )
 )]
 pub async fn list(
@@ -634,10 +631,7 @@ pub async fn list(
     ),
     responses(
         (status = 200, description = "The voice", body = Voice, headers(("ETag" = String))),
-        (status = 304, description = "Not modified (If-None-Match)"),
-        (status = 400, description = "Malformed id", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 403, description = "Needs org:voices:read", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 404, description = "No such voice for this workspace", body = ProblemDetails, content_type = "application/problem+json"),
     )
 )]
 pub async fn get(
@@ -647,12 +641,7 @@ pub async fn get(
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     ctx.require(permissions::VOICES_READ)?;
-    let db = ScopedDb::begin(&state.tenants, &ctx).await?;
-    let found = db
-        .get::<voice::Entity>(*id)
-        .await?
-        .ok_or(ApiError::NotFound("voice"))?;
-    db.finish_read();
+    let found = rest::read_one::<voice::Entity>(&state.tenants, &ctx, *id).await?;
     Ok(rest::read_response(&req, found.version, Voice::from(found)))
 }
 
@@ -667,11 +656,7 @@ pub async fn get(
     request_body = UpdateVoice,
     responses(
         (status = 200, description = "Updated", body = Voice, headers(("ETag" = String))),
-        (status = 400, description = "Malformed JSON or id", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 403, description = "Needs org:voices:write; system voices are read-only", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 404, description = "No such voice for this workspace", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 412, description = "The voice changed since it was read", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid fields", body = ProblemDetails, content_type = "application/problem+json"),
     )
 )]
 pub async fn update(
@@ -730,10 +715,7 @@ pub async fn update(
     ),
     responses(
         (status = 204, description = "Deleted, with its sample"),
-        (status = 400, description = "Malformed id", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 403, description = "Needs org:voices:delete; system voices are read-only", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 404, description = "No such voice for this workspace", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 412, description = "The voice changed since it was read", body = ProblemDetails, content_type = "application/problem+json"),
     )
 )]
 pub async fn delete(
@@ -780,12 +762,7 @@ pub async fn sample(
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     ctx.require(permissions::VOICES_READ)?;
-    let db = ScopedDb::begin(&state.tenants, &ctx).await?;
-    let found = db
-        .get::<voice::Entity>(*id)
-        .await?
-        .ok_or(ApiError::NotFound("voice"))?;
-    db.finish_read();
+    let found = rest::read_one::<voice::Entity>(&state.tenants, &ctx, *id).await?;
     let (Some(key), Some(content_type)) = (&found.sample_key, &found.sample_content_type) else {
         return Err(ApiError::NotFound("voice sample"));
     };

@@ -42,7 +42,6 @@ pub struct WebhooksApi;
     responses(
         (status = 200, description = "Accepted (applied, stale, duplicate or ignored)", body = WebhookAck),
         (status = 400, description = "Missing or invalid signature headers, a bad signature, a timestamp out of tolerance, or a malformed event", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 413, description = "Body too large", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 503, description = "CLERK_WEBHOOK_SECRET is not configured", body = ProblemDetails, content_type = "application/problem+json"),
     )
 )]
