@@ -12,7 +12,9 @@ use resonance_api::{
     config::{Config, ConfigArgs},
     server,
 };
-use resonance_tests::{ClerkStandIn, Reply, TestApp, TestDatabase, TokenSpec, clerk};
+use resonance_tests::{
+    ClerkStandIn, Reply, TestApp, TestDatabase, TokenSpec, clerk, fixtures::now,
+};
 use serde_json::{Value, json};
 
 const ALL: &[&str] = &[
@@ -27,10 +29,6 @@ const ALL: &[&str] = &[
     "org:voices:read",
     "org:voices:write",
 ];
-
-fn now() -> i64 {
-    chrono::Utc::now().timestamp()
-}
 
 fn set(items: &[&str]) -> BTreeSet<String> {
     items.iter().map(|s| s.to_string()).collect()
@@ -95,7 +93,7 @@ fn assert_invalid_token(reply: &Reply, token: &str, expected: &str, case: &str) 
 #[tokio::test]
 async fn missing_token_is_a_401_bearer_challenge_with_resource_metadata() {
     let app = TestApp::spawn().await;
-    let reply = Reply::from(app.client.get(app.url("/v1/me")).send().await.unwrap()).await;
+    let reply = Reply::send(app.client.get(app.url("/v1/me"))).await;
     reply.assert_problem(401, "unauthorized");
     let metadata_url = app.url("/.well-known/oauth-protected-resource");
     assert_eq!(
@@ -103,7 +101,7 @@ async fn missing_token_is_a_401_bearer_challenge_with_resource_metadata() {
         Some(format!("Bearer resource_metadata=\"{metadata_url}\"").as_str())
     );
 
-    let metadata = Reply::from(app.client.get(&metadata_url).send().await.unwrap()).await;
+    let metadata = Reply::send(app.client.get(&metadata_url)).await;
     assert_eq!(metadata.status, 200);
     assert_eq!(metadata.json["resource"], app.address);
     assert_eq!(
@@ -112,13 +110,10 @@ async fn missing_token_is_a_401_bearer_challenge_with_resource_metadata() {
     );
     assert_eq!(metadata.json["bearer_methods_supported"], json!(["header"]));
 
-    let reply = Reply::from(
+    let reply = Reply::send(
         app.client
             .get(app.url("/v1/me"))
-            .header("authorization", "Basic dXNlcjpwYXNz")
-            .send()
-            .await
-            .unwrap(),
+            .header("authorization", "Basic dXNlcjpwYXNz"),
     )
     .await;
     assert_invalid_token(&reply, "Basic dXNlcjpwYXNz", "bearer", "basic scheme");
@@ -545,7 +540,7 @@ async fn a_flood_of_unknown_kids_causes_at_most_one_refresh() {
     let mut requests = tokio::task::JoinSet::new();
     for token in tokens.clone() {
         let request = app.request(reqwest::Method::GET, "/v1/me", &token);
-        requests.spawn(async move { (Reply::from(request.send().await.unwrap()).await, token) });
+        requests.spawn(async move { (Reply::send(request).await, token) });
     }
     while let Some(done) = requests.join_next().await {
         let (reply, token) = done.unwrap();

@@ -10,14 +10,13 @@
 
 use std::{
     collections::HashMap,
-    net::TcpListener,
     sync::{
         Arc, Mutex, OnceLock,
         atomic::{AtomicBool, AtomicUsize, Ordering},
     },
 };
 
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use resonance_api::config::ConfigArgs;
@@ -28,6 +27,8 @@ use rsa::{
     traits::PublicKeyParts,
 };
 use serde_json::{Value, json};
+
+use crate::serve_on_loopback;
 
 pub const SECRET_KEY: &str = "sk_test_standin_secret";
 
@@ -260,11 +261,9 @@ impl ClerkStandIn {
     pub async fn start() -> ClerkStandIn {
         let state = Arc::new(ClerkState::default());
         state.published.lock().unwrap().push(key(0));
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let base_url = format!("http://{}", listener.local_addr().unwrap());
         let data = web::Data::from(state.clone());
-        let server = HttpServer::new(move || {
-            App::new()
+        let base_url = serve_on_loopback(1, move |routes| {
+            routes
                 .app_data(data.clone())
                 .route("/.well-known/jwks.json", web::get().to(frontend_jwks))
                 .route("/v1/jwks", web::get().to(backend_jwks))
@@ -276,14 +275,8 @@ impl ClerkStandIn {
                 .route(
                     "/v1/oauth_applications/access_tokens/verify",
                     web::post().to(verify_machine_token),
-                )
-        })
-        .workers(1)
-        .disable_signals()
-        .listen(listener)
-        .unwrap()
-        .run();
-        tokio::spawn(server);
+                );
+        });
         ClerkStandIn { base_url, state }
     }
 

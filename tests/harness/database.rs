@@ -1,7 +1,7 @@
 //! A fresh database per test: a SQLite file, or a new PostgreSQL database when
 //! `TEST_DATABASE_URL` is set (dropped again when the test ends).
 
-use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection, QueryResult, Statement};
 use uuid::Uuid;
 
 /// Where a test's data lives.
@@ -123,18 +123,24 @@ impl TestDatabase {
 
     /// Counts the rows of `table` (as the owner, so row-level security does not hide any).
     pub async fn count(&self, table: &str) -> i64 {
+        let row = self
+            .query_one(&format!("SELECT COUNT(*) FROM {table}"))
+            .await;
+        row.expect("a count").try_get_by_index(0).unwrap()
+    }
+
+    /// The first row `sql` selects, if any, read as the owner (row-level security hides nothing).
+    pub async fn query_one(&self, sql: &str) -> Option<QueryResult> {
         let db = self.owner().await;
         let row = db
-            .query_one_raw(sea_orm::Statement::from_string(
+            .query_one_raw(Statement::from_string(
                 db.get_database_backend(),
-                format!("SELECT COUNT(*) AS n FROM {table}"),
+                sql.to_owned(),
             ))
             .await
-            .unwrap()
             .unwrap();
-        let n: i64 = row.try_get("", "n").unwrap();
         db.close().await.ok();
-        n
+        row
     }
 }
 

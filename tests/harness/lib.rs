@@ -8,7 +8,9 @@
 
 pub mod clerk;
 pub mod database;
+pub mod fixtures;
 pub mod proxy;
+pub mod webhooks;
 
 use std::{net::TcpListener, path::PathBuf};
 
@@ -104,45 +106,23 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str, token: &str) -> Reply {
-        Reply::from(
-            self.request(reqwest::Method::GET, path, token)
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await
+        Reply::send(self.request(reqwest::Method::GET, path, token)).await
     }
 
     pub async fn post(&self, path: &str, token: &str, body: Value) -> Reply {
-        Reply::from(
-            self.request(reqwest::Method::POST, path, token)
-                .json(&body)
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await
+        Reply::send(self.request(reqwest::Method::POST, path, token).json(&body)).await
     }
 
     pub async fn patch(&self, path: &str, token: &str, body: Value) -> Reply {
-        Reply::from(
+        Reply::send(
             self.request(reqwest::Method::PATCH, path, token)
-                .json(&body)
-                .send()
-                .await
-                .unwrap(),
+                .json(&body),
         )
         .await
     }
 
     pub async fn delete(&self, path: &str, token: &str) -> Reply {
-        Reply::from(
-            self.request(reqwest::Method::DELETE, path, token)
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await
+        Reply::send(self.request(reqwest::Method::DELETE, path, token)).await
     }
 
     /// A session token for `spec`, signed by the stand-in's current key.
@@ -155,6 +135,25 @@ impl TestApp {
     }
 }
 
+/// Serves `routes` with actix-web on an ephemeral loopback port, for stand-ins of the services
+/// the App calls; returns the base URL.
+pub fn serve_on_loopback<F>(workers: usize, routes: F) -> String
+where
+    F: Fn(&mut actix_web::web::ServiceConfig) + Clone + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    let base_url = format!("http://{}", listener.local_addr().unwrap());
+    let server =
+        actix_web::HttpServer::new(move || actix_web::App::new().configure(routes.clone()))
+            .workers(workers)
+            .disable_signals()
+            .listen(listener)
+            .unwrap()
+            .run();
+    tokio::spawn(server);
+    base_url
+}
+
 /// A response read in full: status, headers and body (JSON when it parses).
 #[derive(Debug)]
 pub struct Reply {
@@ -165,6 +164,11 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// Sends `request` and reads the response in full.
+    pub async fn send(request: reqwest::RequestBuilder) -> Reply {
+        Reply::from(request.send().await.unwrap()).await
+    }
+
     pub async fn from(response: reqwest::Response) -> Reply {
         let status = response.status().as_u16();
         let headers = response.headers().clone();
