@@ -120,7 +120,7 @@ async fn client_request_id_is_echoed_and_bad_ones_replaced() {
 #[tokio::test]
 async fn cors_allows_only_configured_origins() {
     let app = TestApp::spawn_with(|args| {
-        args.cors_origins = Some("http://app.example.test".into());
+        args.cors_origins = vec!["http://app.example.test".into()];
     })
     .await;
     let preflight = |origin: &'static str| {

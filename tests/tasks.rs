@@ -378,7 +378,7 @@ async fn malformed_requests_are_4xx_problems() {
 
 #[tokio::test]
 async fn body_limit_is_configurable() {
-    let app = TestApp::spawn_with(|args| args.body_limit_bytes = Some("64".into())).await;
+    let app = TestApp::spawn_with(|args| args.body_limit_bytes = 64).await;
     let token = app.token(admin("org_acme"));
     app.post("/v1/tasks", &token, json!({ "title": "t".repeat(100) }))
         .await

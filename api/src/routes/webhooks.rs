@@ -21,6 +21,7 @@ use sha2::Sha256;
 use utoipa::ToSchema;
 
 use crate::{
+    config::webhook_signing_key,
     error::{ApiError, ProblemDetails},
     server::AppState,
     tenant::{
@@ -39,12 +40,6 @@ pub const TIMESTAMP_TOLERANCE_SECS: i64 = 5 * 60;
 // RustCrypto's well-kept crates the service already builds, and `Mac::verify_slice` compares
 // in constant time.
 type HmacSha256 = Hmac<Sha256>;
-
-/// The signing key of a `whsec_<base64>` secret.
-pub fn signing_key(secret: &str) -> Option<Vec<u8>> {
-    let encoded = secret.strip_prefix("whsec_")?;
-    STANDARD.decode(encoded).ok().filter(|key| !key.is_empty())
-}
 
 fn rejected(code: &'static str, detail: impl Into<String>) -> ApiError {
     ApiError::bad_request(code, detail)
@@ -186,7 +181,7 @@ pub async fn clerk(
         .webhook_secret
         .as_deref()
         .ok_or_else(not_configured)?;
-    let Some(key) = signing_key(secret) else {
+    let Some(key) = webhook_signing_key(secret) else {
         tracing::error!("CLERK_WEBHOOK_SECRET is not whsec_ followed by base64");
         return Err(not_configured());
     };
