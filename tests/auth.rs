@@ -9,7 +9,7 @@ use resonance_api::{
         dev::{self, DevTokenSpec},
         inspect::{self, TokenCommand},
     },
-    config::{Config, ConfigArgs},
+    config::{Config, ConfigArgs, Environment},
     server,
 };
 use resonance_tests::{
@@ -256,8 +256,10 @@ async fn every_bad_session_token_is_a_401_saying_what_was_wrong() {
 #[tokio::test]
 async fn authorized_parties_are_enforced_only_when_configured() {
     let app = TestApp::spawn_with(|args| {
-        args.clerk_authorized_parties =
-            Some("http://localhost:5173, https://app.example.test".into());
+        args.clerk_authorized_parties = vec![
+            "http://localhost:5173".into(),
+            "https://app.example.test".into(),
+        ];
     })
     .await;
     let spec = TokenSpec::org("org_acme", "member");
@@ -556,7 +558,7 @@ async fn a_flood_of_unknown_kids_causes_at_most_one_refresh() {
 
 #[tokio::test]
 async fn a_cached_token_still_expires_on_time() {
-    let app = TestApp::spawn_with(|args| args.clerk_clock_skew_secs = Some("0".into())).await;
+    let app = TestApp::spawn_with(|args| args.clerk_clock_skew_secs = 0).await;
     let mut spec = TokenSpec::org("org_acme", "admin");
     spec.lifetime_secs = 2;
     let token = app.token(spec);
@@ -715,8 +717,7 @@ async fn machine_tokens_answer_503_when_clerk_is_unreachable() {
     me(&app, "ak_fine").await;
 
     // A Backend API that is not there at all.
-    let gone =
-        TestApp::spawn_with(|args| args.clerk_api_url = Some("http://127.0.0.1:9".into())).await;
+    let gone = TestApp::spawn_with(|args| args.clerk_api_url = "http://127.0.0.1:9".into()).await;
     let reply = gone.get("/v1/me", "ak_fine").await;
     reply.assert_problem(503, "service_unavailable");
     assert!(reply.header("retry-after").is_some());
@@ -724,8 +725,7 @@ async fn machine_tokens_answer_503_when_clerk_is_unreachable() {
 
 #[tokio::test]
 async fn a_revoked_machine_token_stops_working_within_the_cache_ttl() {
-    let app =
-        TestApp::spawn_with(|args| args.clerk_machine_token_cache_secs = Some("1".into())).await;
+    let app = TestApp::spawn_with(|args| args.clerk_machine_token_cache_secs = 1).await;
     app.clerk
         .add_machine_token("ak_soon_revoked", "org_acme", &["tasks:read"]);
     me(&app, "ak_soon_revoked").await;
@@ -744,7 +744,7 @@ async fn spawn_without_clerk() -> TestApp {
         args.clerk_secret_key = None;
         args.clerk_issuer = None;
         args.clerk_jwks_url = None;
-        args.clerk_api_url = None;
+        args.clerk_api_url = ConfigArgs::default().clerk_api_url;
     })
     .await
 }
@@ -822,12 +822,12 @@ async fn development_tokens_work_end_to_end_without_clerk() {
 async fn production_without_a_way_to_verify_tokens_refuses_to_start() {
     let dir = tempfile::tempdir().unwrap();
     let args = ConfigArgs {
-        environment: Some("production".into()),
+        environment: Environment::Production,
         database_url: Some(format!(
             "sqlite://{}?mode=rwc",
             dir.path().join("p.db").display()
         )),
-        data_dir: Some(dir.path().display().to_string()),
+        data_dir: dir.path().to_owned(),
         ..ConfigArgs::default()
     };
     let config = Config::from_args(&args).unwrap();
@@ -854,7 +854,7 @@ async fn token_inspect_explains_acceptance_and_rejection_offline() {
     )
     .unwrap();
     let config = Config::from_args(&ConfigArgs {
-        data_dir: Some(dir.path().display().to_string()),
+        data_dir: dir.path().to_owned(),
         ..ConfigArgs::default()
     })
     .unwrap();

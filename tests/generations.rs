@@ -10,6 +10,7 @@ use std::{
 };
 
 use actix_web::{HttpRequest, HttpResponse, web};
+use resonance_api::config::TtsProvider;
 use resonance_tests::{
     Reply, TestApp, TokenSpec,
     fixtures::{audio_files, get_with_range, require_espeak, system_voice, wav, wav_facts},
@@ -78,19 +79,17 @@ async fn start_speech_stand_in(delay: Duration) -> (String, Arc<SpeechStandIn>) 
 
 async fn spawn_with_http_provider(
     delay: Duration,
-    timeout_secs: &str,
-    per_tenant: &str,
+    timeout_secs: u64,
+    per_tenant: usize,
 ) -> (TestApp, Arc<SpeechStandIn>) {
     let (base, stand_in) = start_speech_stand_in(delay).await;
-    let timeout_secs = timeout_secs.to_owned();
-    let per_tenant = per_tenant.to_owned();
     let app = TestApp::spawn_with(move |args| {
-        args.tts_provider = Some("openai-compatible".into());
+        args.tts_provider = TtsProvider::OpenAiCompatible;
         args.tts_base_url = Some(base);
         args.tts_api_key = Some("sk-speech-test".into());
-        args.tts_model = Some("tts-test".into());
-        args.tts_timeout_secs = Some(timeout_secs);
-        args.tts_max_per_tenant = Some(per_tenant);
+        args.tts_model = "tts-test".into();
+        args.tts_timeout_secs = timeout_secs;
+        args.tts_max_per_tenant = per_tenant;
     })
     .await;
     (app, stand_in)
@@ -261,7 +260,7 @@ async fn generation_input_is_validated() {
 
 #[tokio::test]
 async fn http_provider_success_error_and_timeout() {
-    let (app, stand_in) = spawn_with_http_provider(Duration::from_secs(5), "1", "2").await;
+    let (app, stand_in) = spawn_with_http_provider(Duration::from_secs(5), 1, 2).await;
     let token = app.token(TokenSpec::org("org_a", "member"));
     let voice = system_voice(&app, &token, "Aria").await;
 
@@ -371,7 +370,7 @@ async fn http_provider_success_error_and_timeout() {
 
 #[tokio::test]
 async fn concurrency_limit_answers_429_per_tenant() {
-    let (app, stand_in) = spawn_with_http_provider(Duration::from_millis(1500), "10", "1").await;
+    let (app, stand_in) = spawn_with_http_provider(Duration::from_millis(1500), 10, 1).await;
     let a = app.token(TokenSpec::org("org_a", "member"));
     let b = app.token(TokenSpec::org("org_b", "member"));
     let voice = system_voice(&app, &a, "Jack").await;
@@ -408,7 +407,7 @@ async fn concurrency_limit_answers_429_per_tenant() {
 
 #[tokio::test]
 async fn no_provider_answers_503_with_how_to_configure_one() {
-    let app = TestApp::spawn_with(|args| args.tts_provider = Some("none".into())).await;
+    let app = TestApp::spawn_with(|args| args.tts_provider = TtsProvider::None).await;
     let token = app.token(TokenSpec::org("org_a", "admin"));
     let voice = system_voice(&app, &token, "Lena").await;
     let reply = app

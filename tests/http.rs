@@ -44,7 +44,7 @@ async fn client_request_id_is_echoed_and_bad_ones_replaced() {
 #[tokio::test]
 async fn cors_allows_only_configured_origins() {
     let app = TestApp::spawn_with(|args| {
-        args.cors_origins = Some("http://app.example.test".into());
+        args.cors_origins = vec!["http://app.example.test".into()];
     })
     .await;
     let preflight = |origin: &'static str| {
@@ -141,7 +141,7 @@ async fn malformed_requests_are_4xx_problems() {
 
 #[tokio::test]
 async fn body_limit_is_configurable() {
-    let app = TestApp::spawn_with(|args| args.body_limit_bytes = Some("64".into())).await;
+    let app = TestApp::spawn_with(|args| args.body_limit_bytes = 64).await;
     let token = app.token(admin("org_acme"));
     app.post("/v1/tasks", &token, json!({ "title": "t".repeat(100) }))
         .await

@@ -228,9 +228,9 @@ async fn custom_voice_lifecycle_sample_ranges_and_delete() {
 #[tokio::test]
 async fn invalid_samples_are_rejected_and_nothing_is_stored() {
     let app = TestApp::spawn_with(|args| {
-        args.voice_sample_max_bytes = Some("65536".into());
-        args.voice_sample_min_secs = Some("1".into());
-        args.voice_sample_max_secs = Some("30".into());
+        args.voice_sample_max_bytes = 65536;
+        args.voice_sample_min_secs = 1;
+        args.voice_sample_max_secs = 30;
     })
     .await;
     let token = app.token(TokenSpec::org("org_a", "admin"));

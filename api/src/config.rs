@@ -1,147 +1,205 @@
-//! Configuration: environment variables, each with a matching command-line flag.
+//! Configuration: each setting is an environment variable with a matching `--flag`, declared
+//! once in [`ConfigArgs`] with its default, range and help (`resonance --help` lists them all).
 //!
-//! clap reads every value as text; [`Config::from_args`] validates all of them once, at start,
-//! so a bad value stops the program with one line naming the variable and what is wrong.
+//! clap parses and checks every value as it reads it ([`parse`]); a bad one stops the program
+//! with one line naming the variable. [`Config::from_args`] then fills in the defaults that
+//! depend on other settings and checks the rules that span several.
 
-use std::{net::SocketAddr, path::PathBuf, time::Duration};
+use std::{net::SocketAddr, ops::RangeBounds, path::PathBuf, time::Duration};
 
-use clap::Args;
+use base64::{
+    Engine,
+    engine::general_purpose::{STANDARD, STANDARD_NO_PAD},
+};
+use clap::{
+    Args, Command, FromArgMatches, Parser, ValueEnum,
+    builder::RangedU64ValueParser,
+    error::{ContextKind, ContextValue, ErrorKind},
+    value_parser,
+};
 
 /// Where the service runs. Development enables conveniences (migrations on start, the
 /// development token key) that production refuses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Environment {
+    #[value(alias = "dev")]
     Development,
+    #[value(alias = "prod")]
     Production,
 }
 
-/// Raw settings as given on the command line or in the environment.
-#[derive(Debug, Clone, Args, Default)]
+/// Which text-to-speech provider to use.
+#[derive(Debug, Clone, PartialEq, Eq, ValueEnum)]
+pub enum TtsProvider {
+    /// espeak-ng when it is on PATH, otherwise none.
+    Auto,
+    #[value(alias = "espeak-ng")]
+    Espeak,
+    #[value(name = "openai-compatible", alias = "openai")]
+    OpenAiCompatible,
+    None,
+}
+
+/// Where audio objects live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorageLocation {
+    Local(PathBuf),
+    /// An `s3://bucket/prefix` URL.
+    S3(String),
+}
+
+/// The default of `RESONANCE_BODY_LIMIT_BYTES`.
+pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
+const GIB: u64 = 1024 * 1024 * 1024;
+
+/// Every setting, as given on the command line or in the environment, each checked by its
+/// value parser as clap reads it. A blank environment variable counts as unset.
+#[derive(Debug, Clone, Args)]
+#[rustfmt::skip] // One block per setting: help, then flag, variable, default and range.
 pub struct ConfigArgs {
-    /// Database URL: `sqlite://…` (embedded) or `postgres://…`.
-    #[arg(long, env = "DATABASE_URL", global = true)]
+    // Server and database.
+
+    /// Database URL: `sqlite://…` (embedded) or `postgres://…`
+    /// [default: sqlite://<data dir>/resonance.db?mode=rwc].
+    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true,
+          value_parser = database_url)]
     pub database_url: Option<String>,
-    /// URL used by `migrate` and development start-up migrations (the schema owner); defaults
-    /// to DATABASE_URL.
-    #[arg(long, env = "RESONANCE_MIGRATION_DATABASE_URL", global = true)]
+    /// URL used by `migrate` and development start-up migrations (the schema owner)
+    /// [default: DATABASE_URL].
+    #[arg(long, env = "RESONANCE_MIGRATION_DATABASE_URL", global = true, hide_env_values = true,
+          value_parser = database_url)]
     pub migration_database_url: Option<String>,
     /// Address to listen on.
-    #[arg(long, env = "RESONANCE_BIND", global = true)]
-    pub bind: Option<String>,
-    /// `development` or `production`.
-    #[arg(long = "env", env = "RESONANCE_ENV", global = true)]
-    pub environment: Option<String>,
+    #[arg(long, env = "RESONANCE_BIND", global = true, default_value = "127.0.0.1:8080")]
+    pub bind: SocketAddr,
+    /// Where the service runs.
+    #[arg(long = "env", env = "RESONANCE_ENV", global = true, value_enum,
+          default_value_t = Environment::Development)]
+    pub environment: Environment,
     /// Directory for local state: the SQLite file, the development signing key, audio.
-    #[arg(long, env = "RESONANCE_DATA_DIR", global = true)]
-    pub data_dir: Option<String>,
+    #[arg(long, env = "RESONANCE_DATA_DIR", global = true, default_value = "data")]
+    pub data_dir: PathBuf,
     /// Public base URL of this API (used in `WWW-Authenticate` resource metadata links).
-    #[arg(long, env = "RESONANCE_PUBLIC_URL", global = true)]
+    #[arg(long, env = "RESONANCE_PUBLIC_URL", global = true, value_parser = base_url)]
     pub public_url: Option<String>,
     /// Largest accepted request body in bytes (JSON bodies).
-    #[arg(long, env = "RESONANCE_BODY_LIMIT_BYTES", global = true)]
-    pub body_limit_bytes: Option<String>,
+    #[arg(long, env = "RESONANCE_BODY_LIMIT_BYTES", global = true,
+          default_value_t = DEFAULT_BODY_LIMIT, value_parser = usize_in(1..=GIB))]
+    pub body_limit_bytes: usize,
     /// Comma-separated origins allowed by CORS (none by default).
-    #[arg(long, env = "RESONANCE_CORS_ORIGINS", global = true)]
-    pub cors_origins: Option<String>,
+    #[arg(long, env = "RESONANCE_CORS_ORIGINS", global = true, value_delimiter = ',',
+          value_parser = origin)]
+    pub cors_origins: Vec<String>,
     /// Seconds to let in-flight requests finish after SIGTERM/SIGINT.
-    #[arg(long, env = "RESONANCE_SHUTDOWN_TIMEOUT_SECS", global = true)]
-    pub shutdown_timeout_secs: Option<String>,
-    /// HTTP worker threads (default: one per core).
-    #[arg(long, env = "RESONANCE_WORKERS", global = true)]
-    pub workers: Option<String>,
+    #[arg(long, env = "RESONANCE_SHUTDOWN_TIMEOUT_SECS", global = true,
+          default_value_t = 30, value_parser = value_parser!(u64).range(0..=3600))]
+    pub shutdown_timeout_secs: u64,
+    /// HTTP worker threads [default: one per core].
+    #[arg(long, env = "RESONANCE_WORKERS", global = true, value_parser = usize_in(1..=256))]
+    pub workers: Option<usize>,
     /// Maximum database connections in the pool.
-    #[arg(long, env = "RESONANCE_DB_MAX_CONNECTIONS", global = true)]
-    pub db_max_connections: Option<String>,
+    #[arg(long, env = "RESONANCE_DB_MAX_CONNECTIONS", global = true,
+          default_value_t = 16, value_parser = value_parser!(u32).range(1..=1000))]
+    pub db_max_connections: u32,
     /// Seconds to wait when opening a database connection.
-    #[arg(long, env = "RESONANCE_DB_CONNECT_TIMEOUT_SECS", global = true)]
-    pub db_connect_timeout_secs: Option<String>,
+    #[arg(long, env = "RESONANCE_DB_CONNECT_TIMEOUT_SECS", global = true,
+          default_value_t = 5, value_parser = value_parser!(u64).range(1..=300))]
+    pub db_connect_timeout_secs: u64,
     /// Seconds to wait for a free pooled connection.
-    #[arg(long, env = "RESONANCE_DB_ACQUIRE_TIMEOUT_SECS", global = true)]
-    pub db_acquire_timeout_secs: Option<String>,
+    #[arg(long, env = "RESONANCE_DB_ACQUIRE_TIMEOUT_SECS", global = true,
+          default_value_t = 5, value_parser = value_parser!(u64).range(1..=300))]
+    pub db_acquire_timeout_secs: u64,
+
+    // Clerk.
 
     /// Clerk secret key (`sk_…`) for Backend API calls.
-    #[arg(long, env = "CLERK_SECRET_KEY", global = true, hide_env_values = true)]
+    #[arg(long, env = "CLERK_SECRET_KEY", global = true, hide_env_values = true,
+          value_parser = secret_key)]
     pub clerk_secret_key: Option<String>,
     /// Clerk publishable key (`pk_…`); gives the issuer and the JWKS URL.
-    #[arg(long, env = "CLERK_PUBLISHABLE_KEY", global = true)]
+    #[arg(long, env = "CLERK_PUBLISHABLE_KEY", global = true, value_parser = publishable_key)]
     pub clerk_publishable_key: Option<String>,
     /// Explicit JWKS URL (overrides the one derived from the publishable key).
-    #[arg(long, env = "CLERK_JWKS_URL", global = true)]
+    #[arg(long, env = "CLERK_JWKS_URL", global = true, value_parser = http_url)]
     pub clerk_jwks_url: Option<String>,
     /// Explicit issuer (overrides the one derived from the publishable key).
-    #[arg(long, env = "CLERK_ISSUER", global = true)]
+    #[arg(long, env = "CLERK_ISSUER", global = true, value_parser = http_url)]
     pub clerk_issuer: Option<String>,
     /// Clerk Backend API base URL.
-    #[arg(long, env = "CLERK_API_URL", global = true)]
-    pub clerk_api_url: Option<String>,
-    /// PEM public key for networkless session verification.
-    #[arg(long, env = "CLERK_JWT_KEY", global = true)]
+    #[arg(long, env = "CLERK_API_URL", global = true,
+          default_value = "https://api.clerk.com", value_parser = base_url)]
+    pub clerk_api_url: String,
+    /// PEM public key for networkless session verification (`\n` escapes allowed).
+    #[arg(long, env = "CLERK_JWT_KEY", global = true, value_parser = rsa_public_key)]
     pub clerk_jwt_key: Option<String>,
     /// Comma-separated origins allowed in the `azp` claim.
-    #[arg(long, env = "CLERK_AUTHORIZED_PARTIES", global = true)]
-    pub clerk_authorized_parties: Option<String>,
+    #[arg(long, env = "CLERK_AUTHORIZED_PARTIES", global = true, value_delimiter = ',',
+          value_parser = list_item)]
+    pub clerk_authorized_parties: Vec<String>,
     /// Allowed clock skew in seconds for `exp`, `nbf` and `iat`.
-    #[arg(long, env = "CLERK_CLOCK_SKEW_SECS", global = true)]
-    pub clerk_clock_skew_secs: Option<String>,
+    #[arg(long, env = "CLERK_CLOCK_SKEW_SECS", global = true,
+          default_value_t = 5, value_parser = value_parser!(u64).range(0..=600))]
+    pub clerk_clock_skew_secs: u64,
     /// Seconds a machine-token verification result is cached (a revoked token keeps working
     /// at most this long).
-    #[arg(long, env = "CLERK_MACHINE_TOKEN_CACHE_SECS", global = true)]
-    pub clerk_machine_token_cache_secs: Option<String>,
+    #[arg(long, env = "CLERK_MACHINE_TOKEN_CACHE_SECS", global = true,
+          default_value_t = 30, value_parser = value_parser!(u64).range(0..=3600))]
+    pub clerk_machine_token_cache_secs: u64,
     /// Svix signing secret (`whsec_…`) of the Clerk webhook endpoint.
-    #[arg(
-        long,
-        env = "CLERK_WEBHOOK_SECRET",
-        global = true,
-        hide_env_values = true
-    )]
+    #[arg(long, env = "CLERK_WEBHOOK_SECRET", global = true, hide_env_values = true,
+          value_parser = webhook_secret)]
     pub clerk_webhook_secret: Option<String>,
 
-    /// Text-to-speech provider: `auto` (espeak-ng when on PATH), `espeak`,
-    /// `openai-compatible` or `none`.
-    #[arg(long, env = "RESONANCE_TTS_PROVIDER", global = true)]
-    pub tts_provider: Option<String>,
+    // Speech synthesis, voice samples and audio storage.
+
+    /// Text-to-speech provider.
+    #[arg(long, env = "RESONANCE_TTS_PROVIDER", global = true, value_enum,
+          default_value_t = TtsProvider::Auto)]
+    pub tts_provider: TtsProvider,
     /// The espeak-ng program (a name looked up on PATH, or a path).
-    #[arg(long, env = "RESONANCE_ESPEAK_PATH", global = true)]
-    pub espeak_path: Option<String>,
-    /// Base URL of an OpenAI-compatible speech API (`{base}/v1/audio/speech`).
-    #[arg(long, env = "RESONANCE_TTS_BASE_URL", global = true)]
+    #[arg(long, env = "RESONANCE_ESPEAK_PATH", global = true, default_value = "espeak-ng")]
+    pub espeak_path: String,
+    /// Base URL of an OpenAI-compatible speech API (`{base}/v1/audio/speech`); required for
+    /// the `openai-compatible` provider.
+    #[arg(long, env = "RESONANCE_TTS_BASE_URL", global = true, value_parser = base_url)]
     pub tts_base_url: Option<String>,
     /// Bearer key for the OpenAI-compatible speech API.
-    #[arg(
-        long,
-        env = "RESONANCE_TTS_API_KEY",
-        global = true,
-        hide_env_values = true
-    )]
+    #[arg(long, env = "RESONANCE_TTS_API_KEY", global = true, hide_env_values = true)]
     pub tts_api_key: Option<String>,
     /// Model name sent to the OpenAI-compatible speech API.
-    #[arg(long, env = "RESONANCE_TTS_MODEL", global = true)]
-    pub tts_model: Option<String>,
+    #[arg(long, env = "RESONANCE_TTS_MODEL", global = true, default_value = "tts-1")]
+    pub tts_model: String,
     /// Voice sent to the OpenAI-compatible API for voices without a mapping of their own.
-    #[arg(long, env = "RESONANCE_TTS_DEFAULT_VOICE", global = true)]
-    pub tts_default_voice: Option<String>,
+    #[arg(long, env = "RESONANCE_TTS_DEFAULT_VOICE", global = true, default_value = "alloy")]
+    pub tts_default_voice: String,
     /// Seconds one synthesis may take before it fails.
-    #[arg(long, env = "RESONANCE_TTS_TIMEOUT_SECS", global = true)]
-    pub tts_timeout_secs: Option<String>,
+    #[arg(long, env = "RESONANCE_TTS_TIMEOUT_SECS", global = true,
+          default_value_t = 30, value_parser = value_parser!(u64).range(1..=600))]
+    pub tts_timeout_secs: u64,
     /// Syntheses running at once in this process.
-    #[arg(long, env = "RESONANCE_TTS_MAX_CONCURRENCY", global = true)]
-    pub tts_max_concurrency: Option<String>,
+    #[arg(long, env = "RESONANCE_TTS_MAX_CONCURRENCY", global = true,
+          default_value_t = 4, value_parser = usize_in(1..=1024))]
+    pub tts_max_concurrency: usize,
     /// Syntheses running at once for one workspace.
-    #[arg(long, env = "RESONANCE_TTS_MAX_PER_TENANT", global = true)]
-    pub tts_max_per_tenant: Option<String>,
+    #[arg(long, env = "RESONANCE_TTS_MAX_PER_TENANT", global = true,
+          default_value_t = 2, value_parser = usize_in(1..=1024))]
+    pub tts_max_per_tenant: usize,
     /// Largest accepted voice sample in bytes.
-    #[arg(long, env = "RESONANCE_VOICE_SAMPLE_MAX_BYTES", global = true)]
-    pub voice_sample_max_bytes: Option<String>,
+    #[arg(long, env = "RESONANCE_VOICE_SAMPLE_MAX_BYTES", global = true,
+          default_value_t = 20 * 1024 * 1024, value_parser = usize_in(1024..=GIB))]
+    pub voice_sample_max_bytes: usize,
     /// Shortest accepted voice sample in seconds.
-    #[arg(long, env = "RESONANCE_VOICE_SAMPLE_MIN_SECS", global = true)]
-    pub voice_sample_min_secs: Option<String>,
-    /// Longest accepted voice sample in seconds.
-    #[arg(long, env = "RESONANCE_VOICE_SAMPLE_MAX_SECS", global = true)]
-    pub voice_sample_max_secs: Option<String>,
-    /// Where audio is stored: a directory (`file:///…` or a path; default `<data dir>/audio`)
-    /// or `s3://bucket/prefix` (credentials and endpoint from the usual AWS_* variables).
-    #[arg(long, env = "RESONANCE_STORAGE_URL", global = true)]
-    pub storage_url: Option<String>,
+    #[arg(long, env = "RESONANCE_VOICE_SAMPLE_MIN_SECS", global = true,
+          default_value_t = 1, value_parser = value_parser!(u64).range(0..=3600))]
+    pub voice_sample_min_secs: u64,
+    /// Longest accepted voice sample in seconds (at least RESONANCE_VOICE_SAMPLE_MIN_SECS).
+    #[arg(long, env = "RESONANCE_VOICE_SAMPLE_MAX_SECS", global = true,
+          default_value_t = 600, value_parser = value_parser!(u64).range(1..=3600))]
+    pub voice_sample_max_secs: u64,
+    /// Where audio is stored: a directory (`file:///…` or a path) or `s3://bucket/prefix`
+    /// (credentials and endpoint from the usual AWS_* variables) [default: <data dir>/audio].
+    #[arg(long, env = "RESONANCE_STORAGE_URL", global = true, value_parser = storage_location)]
+    pub storage_url: Option<StorageLocation>,
 }
 
 /// Validated configuration.
@@ -184,16 +242,6 @@ pub struct ClerkConfig {
     pub webhook_secret: Option<String>,
 }
 
-/// Which text-to-speech provider to use.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TtsProvider {
-    /// espeak-ng when it is on PATH, otherwise none.
-    Auto,
-    Espeak,
-    OpenAiCompatible,
-    None,
-}
-
 /// Speech synthesis, voice samples and audio storage.
 #[derive(Debug, Clone)]
 pub struct SpeechConfig {
@@ -212,205 +260,89 @@ pub struct SpeechConfig {
     pub storage: StorageLocation,
 }
 
-/// Where audio objects live.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StorageLocation {
-    Local(PathBuf),
-    /// An `s3://bucket/prefix` URL.
-    S3(String),
-}
-
 /// A configuration value that cannot be used: names the variable and the problem.
 #[derive(Debug, thiserror::Error)]
 #[error("{var}: {problem}")]
 pub struct ConfigError {
-    pub var: &'static str,
+    pub var: String,
     pub problem: String,
 }
 
-fn bad(var: &'static str, problem: impl Into<String>) -> ConfigError {
-    ConfigError {
-        var,
-        problem: problem.into(),
-    }
-}
-
-fn non_empty(value: &Option<String>) -> Option<String> {
-    value
-        .as_deref()
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .map(str::to_owned)
-}
-
-fn parse_number<T>(
-    var: &'static str,
-    value: &Option<String>,
-    default: T,
-    min: T,
-    max: T,
-) -> Result<T, ConfigError>
-where
-    T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
-{
-    let Some(text) = non_empty(value) else {
-        return Ok(default);
-    };
-    let parsed: T = text
-        .parse()
-        .map_err(|_| bad(var, format!("'{text}' is not a whole number")))?;
-    if parsed < min || parsed > max {
-        return Err(bad(
-            var,
-            format!("{parsed} is out of range (expected {min}..={max})"),
-        ));
-    }
-    Ok(parsed)
-}
-
-fn comma_list(value: &Option<String>) -> Vec<String> {
-    value
-        .as_deref()
-        .unwrap_or("")
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect()
-}
-
-fn check_http_url(var: &'static str, url: &str) -> Result<(), ConfigError> {
-    if url.starts_with("http://") || url.starts_with("https://") {
-        Ok(())
-    } else {
-        Err(bad(var, format!("'{url}' is not an http(s) URL")))
-    }
-}
-
-pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
-pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
-
 impl Config {
-    /// Validates every setting; the first bad one is reported.
+    /// Fills in the defaults that depend on other settings and checks the rules that span
+    /// several; each value on its own was checked when clap parsed it.
     pub fn from_args(args: &ConfigArgs) -> Result<Config, ConfigError> {
-        let environment = match non_empty(&args.environment).as_deref() {
-            None | Some("development") | Some("dev") => Environment::Development,
-            Some("production") | Some("prod") => Environment::Production,
-            Some(other) => {
-                return Err(bad(
-                    "RESONANCE_ENV",
-                    format!("'{other}' is not one of: development, production"),
-                ));
-            }
-        };
-
-        let data_dir = PathBuf::from(non_empty(&args.data_dir).unwrap_or_else(|| "data".into()));
-
-        let database_url = match non_empty(&args.database_url) {
-            Some(url) => url,
-            None => format!(
-                "sqlite://{}?mode=rwc",
-                data_dir.join("resonance.db").display()
-            ),
-        };
-        check_database_url("DATABASE_URL", &database_url)?;
-        let migration_database_url =
-            non_empty(&args.migration_database_url).unwrap_or_else(|| database_url.clone());
-        check_database_url("RESONANCE_MIGRATION_DATABASE_URL", &migration_database_url)?;
-
-        let bind_text = non_empty(&args.bind).unwrap_or_else(|| DEFAULT_BIND.into());
-        let bind: SocketAddr = bind_text.parse().map_err(|_| {
-            bad(
-                "RESONANCE_BIND",
-                format!("'{bind_text}' is not an address like 127.0.0.1:8080"),
-            )
-        })?;
-
-        let public_url = non_empty(&args.public_url)
-            .map(|url| {
-                check_http_url("RESONANCE_PUBLIC_URL", &url)?;
-                Ok(url.trim_end_matches('/').to_owned())
+        let bad = |var: &str, problem: String| {
+            Err(ConfigError {
+                var: var.to_owned(),
+                problem,
             })
-            .transpose()?;
-
-        let body_limit_bytes = parse_number(
-            "RESONANCE_BODY_LIMIT_BYTES",
-            &args.body_limit_bytes,
-            DEFAULT_BODY_LIMIT,
-            1,
-            1024 * 1024 * 1024,
-        )?;
-
-        let cors_origins = comma_list(&args.cors_origins);
-        for origin in &cors_origins {
-            check_http_url("RESONANCE_CORS_ORIGINS", origin)?;
-            if origin.ends_with('/') {
-                return Err(bad(
-                    "RESONANCE_CORS_ORIGINS",
-                    format!("'{origin}' must be an origin without a trailing slash"),
-                ));
-            }
+        };
+        if args.tts_provider == TtsProvider::OpenAiCompatible && args.tts_base_url.is_none() {
+            return bad(
+                "RESONANCE_TTS_BASE_URL",
+                "required when RESONANCE_TTS_PROVIDER is openai-compatible".into(),
+            );
         }
-
-        let shutdown_timeout = Duration::from_secs(parse_number(
-            "RESONANCE_SHUTDOWN_TIMEOUT_SECS",
-            &args.shutdown_timeout_secs,
-            30u64,
-            0,
-            3600,
-        )?);
-        let workers = match non_empty(&args.workers) {
-            None => None,
-            Some(_) => Some(parse_number(
-                "RESONANCE_WORKERS",
-                &args.workers,
-                1usize,
-                1,
-                256,
-            )?),
-        };
-
-        let db = DbPoolConfig {
-            max_connections: parse_number(
-                "RESONANCE_DB_MAX_CONNECTIONS",
-                &args.db_max_connections,
-                16u32,
-                1,
-                1000,
-            )?,
-            connect_timeout: Duration::from_secs(parse_number(
-                "RESONANCE_DB_CONNECT_TIMEOUT_SECS",
-                &args.db_connect_timeout_secs,
-                5u64,
-                1,
-                300,
-            )?),
-            acquire_timeout: Duration::from_secs(parse_number(
-                "RESONANCE_DB_ACQUIRE_TIMEOUT_SECS",
-                &args.db_acquire_timeout_secs,
-                5u64,
-                1,
-                300,
-            )?),
-        };
-
-        let clerk = ClerkConfig::from_args(args)?;
-        let speech = SpeechConfig::from_args(args, &data_dir)?;
-
+        let (min_secs, max_secs) = (args.voice_sample_min_secs, args.voice_sample_max_secs);
+        if max_secs < min_secs {
+            return bad(
+                "RESONANCE_VOICE_SAMPLE_MAX_SECS",
+                format!("{max_secs} is below RESONANCE_VOICE_SAMPLE_MIN_SECS ({min_secs})"),
+            );
+        }
+        let database_url = args.database_url.clone().unwrap_or_else(|| {
+            let file = args.data_dir.join("resonance.db");
+            format!("sqlite://{}?mode=rwc", file.display())
+        });
+        let storage = args
+            .storage_url
+            .clone()
+            .unwrap_or_else(|| StorageLocation::Local(args.data_dir.join("audio")));
         Ok(Config {
-            environment,
+            environment: args.environment,
+            migration_database_url: (args.migration_database_url.clone())
+                .unwrap_or_else(|| database_url.clone()),
             database_url,
-            migration_database_url,
-            bind,
-            data_dir,
-            public_url,
-            body_limit_bytes,
-            cors_origins,
-            shutdown_timeout,
-            workers,
-            db,
-            clerk,
-            speech,
+            bind: args.bind,
+            data_dir: args.data_dir.clone(),
+            public_url: args.public_url.clone(),
+            body_limit_bytes: args.body_limit_bytes,
+            cors_origins: non_empty(&args.cors_origins),
+            shutdown_timeout: Duration::from_secs(args.shutdown_timeout_secs),
+            workers: args.workers,
+            db: DbPoolConfig {
+                max_connections: args.db_max_connections,
+                connect_timeout: Duration::from_secs(args.db_connect_timeout_secs),
+                acquire_timeout: Duration::from_secs(args.db_acquire_timeout_secs),
+            },
+            clerk: ClerkConfig {
+                secret_key: args.clerk_secret_key.clone(),
+                publishable_key: args.clerk_publishable_key.clone(),
+                jwks_url: args.clerk_jwks_url.clone(),
+                issuer: args.clerk_issuer.clone(),
+                api_url: args.clerk_api_url.clone(),
+                jwt_key: args.clerk_jwt_key.clone(),
+                authorized_parties: non_empty(&args.clerk_authorized_parties),
+                clock_skew: Duration::from_secs(args.clerk_clock_skew_secs),
+                machine_token_cache_ttl: Duration::from_secs(args.clerk_machine_token_cache_secs),
+                webhook_secret: args.clerk_webhook_secret.clone(),
+            },
+            speech: SpeechConfig {
+                provider: args.tts_provider.clone(),
+                espeak_path: args.espeak_path.clone(),
+                base_url: args.tts_base_url.clone(),
+                api_key: args.tts_api_key.clone(),
+                model: args.tts_model.clone(),
+                default_voice: args.tts_default_voice.clone(),
+                timeout: Duration::from_secs(args.tts_timeout_secs),
+                max_concurrency: args.tts_max_concurrency,
+                max_per_tenant: args.tts_max_per_tenant,
+                sample_max_bytes: args.voice_sample_max_bytes,
+                sample_min: Duration::from_secs(min_secs),
+                sample_max: Duration::from_secs(max_secs),
+                storage,
+            },
         })
     }
 
@@ -423,220 +355,322 @@ impl Config {
     }
 }
 
-fn check_database_url(var: &'static str, url: &str) -> Result<(), ConfigError> {
-    if url.starts_with("sqlite:")
-        || url.starts_with("postgres://")
-        || url.starts_with("postgresql://")
-    {
-        Ok(())
-    } else {
-        Err(bad(
-            var,
-            "expected a sqlite://… or postgres://… URL".to_string(),
-        ))
-    }
-}
-
-impl SpeechConfig {
-    fn from_args(
-        args: &ConfigArgs,
-        data_dir: &std::path::Path,
-    ) -> Result<SpeechConfig, ConfigError> {
-        let provider = match non_empty(&args.tts_provider).as_deref() {
-            None | Some("auto") => TtsProvider::Auto,
-            Some("espeak") | Some("espeak-ng") => TtsProvider::Espeak,
-            Some("openai-compatible") | Some("openai") => TtsProvider::OpenAiCompatible,
-            Some("none") => TtsProvider::None,
-            Some(other) => {
-                return Err(bad(
-                    "RESONANCE_TTS_PROVIDER",
-                    format!("'{other}' is not one of: auto, espeak, openai-compatible, none"),
-                ));
-            }
-        };
-        let base_url = non_empty(&args.tts_base_url)
-            .map(|url| {
-                check_http_url("RESONANCE_TTS_BASE_URL", &url)?;
-                Ok(url.trim_end_matches('/').to_owned())
-            })
-            .transpose()?;
-        if provider == TtsProvider::OpenAiCompatible && base_url.is_none() {
-            return Err(bad(
-                "RESONANCE_TTS_BASE_URL",
-                "required when RESONANCE_TTS_PROVIDER is openai-compatible",
-            ));
-        }
-        let sample_min_secs = parse_number(
-            "RESONANCE_VOICE_SAMPLE_MIN_SECS",
-            &args.voice_sample_min_secs,
-            1u64,
-            0,
-            3600,
-        )?;
-        let sample_max_secs = parse_number(
-            "RESONANCE_VOICE_SAMPLE_MAX_SECS",
-            &args.voice_sample_max_secs,
-            600u64,
-            1,
-            3600,
-        )?;
-        if sample_max_secs < sample_min_secs {
-            return Err(bad(
-                "RESONANCE_VOICE_SAMPLE_MAX_SECS",
-                format!(
-                    "{sample_max_secs} is below RESONANCE_VOICE_SAMPLE_MIN_SECS ({sample_min_secs})"
-                ),
-            ));
-        }
-        let storage = match non_empty(&args.storage_url) {
-            None => StorageLocation::Local(data_dir.join("audio")),
-            Some(url) if url.starts_with("s3://") => {
-                if url
-                    .trim_start_matches("s3://")
-                    .split('/')
-                    .next()
-                    .unwrap_or("")
-                    .is_empty()
-                {
-                    return Err(bad("RESONANCE_STORAGE_URL", "s3:// URL without a bucket"));
-                }
-                StorageLocation::S3(url)
-            }
-            Some(url) if url.contains("://") && !url.starts_with("file://") => {
-                return Err(bad(
-                    "RESONANCE_STORAGE_URL",
-                    format!("'{url}' is not a directory, file:///… or s3://bucket/prefix URL"),
-                ));
-            }
-            Some(url) => {
-                let path = url.strip_prefix("file://").unwrap_or(&url);
-                if path.is_empty() {
-                    return Err(bad("RESONANCE_STORAGE_URL", "empty directory"));
-                }
-                StorageLocation::Local(PathBuf::from(path))
-            }
-        };
-        Ok(SpeechConfig {
-            provider,
-            espeak_path: non_empty(&args.espeak_path).unwrap_or_else(|| "espeak-ng".into()),
-            base_url,
-            api_key: non_empty(&args.tts_api_key),
-            model: non_empty(&args.tts_model).unwrap_or_else(|| "tts-1".into()),
-            default_voice: non_empty(&args.tts_default_voice).unwrap_or_else(|| "alloy".into()),
-            timeout: Duration::from_secs(parse_number(
-                "RESONANCE_TTS_TIMEOUT_SECS",
-                &args.tts_timeout_secs,
-                30u64,
-                1,
-                600,
-            )?),
-            max_concurrency: parse_number(
-                "RESONANCE_TTS_MAX_CONCURRENCY",
-                &args.tts_max_concurrency,
-                4usize,
-                1,
-                1024,
-            )?,
-            max_per_tenant: parse_number(
-                "RESONANCE_TTS_MAX_PER_TENANT",
-                &args.tts_max_per_tenant,
-                2usize,
-                1,
-                1024,
-            )?,
-            sample_max_bytes: parse_number(
-                "RESONANCE_VOICE_SAMPLE_MAX_BYTES",
-                &args.voice_sample_max_bytes,
-                20 * 1024 * 1024usize,
-                1024,
-                1024 * 1024 * 1024,
-            )?,
-            sample_min: Duration::from_secs(sample_min_secs),
-            sample_max: Duration::from_secs(sample_max_secs),
-            storage,
-        })
-    }
-}
-
 impl ClerkConfig {
-    fn from_args(args: &ConfigArgs) -> Result<ClerkConfig, ConfigError> {
-        let secret_key = non_empty(&args.clerk_secret_key);
-        if let Some(key) = &secret_key
-            && !key.starts_with("sk_")
-        {
-            return Err(bad("CLERK_SECRET_KEY", "expected a key starting with sk_"));
-        }
-        let publishable_key = non_empty(&args.clerk_publishable_key);
-        if let Some(key) = &publishable_key
-            && crate::auth::keys::frontend_api_host(key).is_none()
-        {
-            return Err(bad(
-                "CLERK_PUBLISHABLE_KEY",
-                "expected pk_test_… or pk_live_… followed by the base64 Frontend API host",
-            ));
-        }
-        let jwks_url = non_empty(&args.clerk_jwks_url);
-        if let Some(url) = &jwks_url {
-            check_http_url("CLERK_JWKS_URL", url)?;
-        }
-        let issuer = non_empty(&args.clerk_issuer);
-        if let Some(url) = &issuer {
-            check_http_url("CLERK_ISSUER", url)?;
-        }
-        let api_url = non_empty(&args.clerk_api_url)
-            .unwrap_or_else(|| "https://api.clerk.com".into())
-            .trim_end_matches('/')
-            .to_owned();
-        check_http_url("CLERK_API_URL", &api_url)?;
-        let jwt_key = non_empty(&args.clerk_jwt_key);
-        if let Some(pem) = &jwt_key
-            && jsonwebtoken::DecodingKey::from_rsa_pem(pem.replace("\\n", "\n").as_bytes()).is_err()
-        {
-            return Err(bad("CLERK_JWT_KEY", "not a PEM-encoded RSA public key"));
-        }
-        let authorized_parties = comma_list(&args.clerk_authorized_parties);
-        let clock_skew = Duration::from_secs(parse_number(
-            "CLERK_CLOCK_SKEW_SECS",
-            &args.clerk_clock_skew_secs,
-            5u64,
-            0,
-            600,
-        )?);
-        let machine_token_cache_ttl = Duration::from_secs(parse_number(
-            "CLERK_MACHINE_TOKEN_CACHE_SECS",
-            &args.clerk_machine_token_cache_secs,
-            30u64,
-            0,
-            3600,
-        )?);
-        let webhook_secret = non_empty(&args.clerk_webhook_secret);
-        if let Some(secret) = &webhook_secret
-            && crate::auth::svix::signing_key(secret).is_none()
-        {
-            return Err(bad(
-                "CLERK_WEBHOOK_SECRET",
-                "expected whsec_ followed by the base64 signing key",
-            ));
-        }
-        Ok(ClerkConfig {
-            secret_key,
-            publishable_key,
-            jwks_url,
-            issuer,
-            api_url,
-            jwt_key: jwt_key.map(|pem| pem.replace("\\n", "\n")),
-            authorized_parties,
-            clock_skew,
-            machine_token_cache_ttl,
-            webhook_secret,
-        })
-    }
-
     /// True when some way to verify Clerk session tokens is configured.
     pub fn can_verify_sessions(&self) -> bool {
         self.jwt_key.is_some()
             || self.jwks_url.is_some()
             || self.publishable_key.is_some()
             || self.secret_key.is_some()
+    }
+}
+
+impl ConfigArgs {
+    /// Settings from command-line flags alone, ignoring the environment.
+    pub fn from_flags<'a>(flags: impl IntoIterator<Item = &'a str>) -> clap::error::Result<Self> {
+        let command =
+            Self::augment_args(Command::new("resonance")).mut_args(|a| a.env(None::<&str>));
+        let mut matches =
+            command.try_get_matches_from(std::iter::once("resonance").chain(flags))?;
+        Self::from_arg_matches_mut(&mut matches)
+    }
+}
+
+impl Default for ConfigArgs {
+    /// Every setting at its default, whatever the environment says.
+    fn default() -> Self {
+        Self::from_flags([]).expect("the defaults are valid")
+    }
+}
+
+/// Parses the command line and the environment. A bad configuration value is returned as a
+/// [`ConfigError`] naming its variable; `--help`, `--version` and other command-line mistakes
+/// exit through clap as usual.
+pub fn parse<T: Parser>() -> Result<T, ConfigError> {
+    // Like an absent variable, a blank one (docker-compose's `${VAR:-}`) takes the default.
+    let blank = |name: &std::ffi::OsStr| std::env::var(name).is_ok_and(|v| v.trim().is_empty());
+    let mut command = T::command().mut_args(|arg| match arg.get_env() {
+        Some(name) if blank(name) => arg.env(None),
+        _ => arg,
+    });
+    let parsed = command
+        .try_get_matches_from_mut(std::env::args_os())
+        .and_then(|mut matches| {
+            T::from_arg_matches_mut(&mut matches).map_err(|err| err.format(&mut command))
+        });
+    parsed.map_err(|err| naming_the_variable(&err, &T::command()).unwrap_or_else(|| err.exit()))
+}
+
+/// A clap error about one value, as one line naming the variable; `None` for other errors.
+/// Values of variables whose value is hidden (secrets, database URLs) are not repeated.
+fn naming_the_variable(err: &clap::Error, command: &Command) -> Option<ConfigError> {
+    if !matches!(
+        err.kind(),
+        ErrorKind::InvalidValue | ErrorKind::ValueValidation
+    ) {
+        return None;
+    }
+    let context = |kind| match err.get(kind) {
+        Some(ContextValue::String(text)) => Some(text.as_str()),
+        _ => None,
+    };
+    let flag = context(ContextKind::InvalidArg)?.split(' ').next()?;
+    let arg = (command.get_arguments()).find(|a| a.get_long() == flag.strip_prefix("--"))?;
+    let reason = match (err.kind(), err.get(ContextKind::ValidValue)) {
+        (ErrorKind::InvalidValue, Some(ContextValue::Strings(valid))) => {
+            format!("expected one of: {}", valid.join(", "))
+        }
+        _ => {
+            std::error::Error::source(err).map_or_else(|| err.kind().to_string(), |e| e.to_string())
+        }
+    };
+    let problem = match context(ContextKind::InvalidValue) {
+        Some(value) if !arg.is_hide_env_values_set() => {
+            format!("invalid value {value:?}: {reason}")
+        }
+        _ => reason,
+    };
+    let var = arg
+        .get_env()
+        .map_or(flag.into(), |name| name.to_string_lossy());
+    Some(ConfigError {
+        var: var.into_owned(),
+        problem,
+    })
+}
+
+// Value parsers: each checks one value; its error message is the reason in the one line.
+
+fn usize_in(range: impl RangeBounds<u64>) -> RangedU64ValueParser<usize> {
+    RangedU64ValueParser::new().range(range)
+}
+
+fn database_url(url: &str) -> Result<String, &'static str> {
+    if ["sqlite:", "postgres://", "postgresql://"]
+        .iter()
+        .any(|s| url.starts_with(s))
+    {
+        Ok(url.to_owned())
+    } else {
+        Err("expected a sqlite://… or postgres://… URL")
+    }
+}
+
+fn http_url(url: &str) -> Result<String, &'static str> {
+    if url.starts_with("http://") || url.starts_with("https://") {
+        Ok(url.to_owned())
+    } else {
+        Err("expected an http(s) URL")
+    }
+}
+
+/// An http(s) URL without its trailing slashes.
+fn base_url(url: &str) -> Result<String, &'static str> {
+    http_url(url).map(|url| url.trim_end_matches('/').to_owned())
+}
+
+/// One item of a comma-separated list: trimmed; blank items are dropped by [`non_empty`].
+fn list_item(item: &str) -> Result<String, &'static str> {
+    Ok(item.trim().to_owned())
+}
+
+/// A list item that is an origin: an http(s) URL without a trailing slash.
+fn origin(item: &str) -> Result<String, &'static str> {
+    let origin = list_item(item)?;
+    if origin.is_empty() {
+        Ok(origin)
+    } else if http_url(&origin)?.ends_with('/') {
+        Err("expected an origin without a trailing slash")
+    } else {
+        Ok(origin)
+    }
+}
+
+fn non_empty(items: &[String]) -> Vec<String> {
+    items.iter().filter(|i| !i.is_empty()).cloned().collect()
+}
+
+fn secret_key(key: &str) -> Result<String, &'static str> {
+    key.starts_with("sk_")
+        .then(|| key.to_owned())
+        .ok_or("expected a key starting with sk_")
+}
+
+fn publishable_key(key: &str) -> Result<String, &'static str> {
+    frontend_api_host(key)
+        .map(|_| key.to_owned())
+        .ok_or("expected pk_test_… or pk_live_… followed by the base64 Frontend API host")
+}
+
+fn webhook_secret(secret: &str) -> Result<String, &'static str> {
+    webhook_signing_key(secret)
+        .map(|_| secret.to_owned())
+        .ok_or("expected whsec_ followed by the base64 signing key")
+}
+
+/// A PEM-encoded RSA public key, with `\n` escapes (as env files write it) turned into newlines.
+fn rsa_public_key(pem: &str) -> Result<String, &'static str> {
+    let pem = pem.replace("\\n", "\n");
+    jsonwebtoken::DecodingKey::from_rsa_pem(pem.as_bytes())
+        .map(|_| pem)
+        .map_err(|_| "not a PEM-encoded RSA public key")
+}
+
+fn storage_location(url: &str) -> Result<StorageLocation, &'static str> {
+    if let Some(rest) = url.strip_prefix("s3://") {
+        if rest.is_empty() || rest.starts_with('/') {
+            return Err("s3:// URL without a bucket");
+        }
+        return Ok(StorageLocation::S3(url.to_owned()));
+    }
+    if url.contains("://") && !url.starts_with("file://") {
+        return Err("expected a directory, file:///… or s3://bucket/prefix URL");
+    }
+    match url.strip_prefix("file://").unwrap_or(url) {
+        "" => Err("empty directory"),
+        path => Ok(StorageLocation::Local(PathBuf::from(path))),
+    }
+}
+
+/// `pk_test_<base64("clerk.example.com$")>` → `clerk.example.com`.
+pub fn frontend_api_host(publishable_key: &str) -> Option<String> {
+    let encoded = publishable_key
+        .strip_prefix("pk_test_")
+        .or_else(|| publishable_key.strip_prefix("pk_live_"))?;
+    let decoded = STANDARD
+        .decode(encoded)
+        .or_else(|_| STANDARD_NO_PAD.decode(encoded))
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let host = text.strip_suffix('$')?;
+    (!host.is_empty() && !host.contains(['/', ' '])).then(|| host.to_owned())
+}
+
+/// The signing key of a `whsec_<base64>` webhook secret.
+pub fn webhook_signing_key(secret: &str) -> Option<Vec<u8>> {
+    let encoded = secret.strip_prefix("whsec_")?;
+    STANDARD.decode(encoded).ok().filter(|key| !key.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(flags: &[&str]) -> Result<Config, String> {
+        let args = ConfigArgs::from_flags(flags.iter().copied()).map_err(|e| e.to_string())?;
+        Config::from_args(&args).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn defaults_put_local_state_under_the_data_dir() {
+        let config = config(&["--data-dir", "/srv/r"]).unwrap();
+        assert_eq!(config.database_url, "sqlite:///srv/r/resonance.db?mode=rwc");
+        assert_eq!(config.migration_database_url, config.database_url);
+        let audio = StorageLocation::Local("/srv/r/audio".into());
+        assert_eq!(config.speech.storage, audio);
+        assert_eq!(config.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.environment, Environment::Development);
+        assert_eq!(config.workers, None);
+        assert_eq!(config.clerk.api_url, "https://api.clerk.com");
+        assert_eq!(config.speech.sample_max, Duration::from_secs(600));
+    }
+
+    #[test]
+    fn values_are_parsed_and_normalised() {
+        let config = config(&[
+            "--env=prod",
+            "--tts-provider=openai",
+            "--tts-base-url=https://speech.example/",
+            "--cors-origins=https://a.example, ,https://b.example",
+            "--clerk-authorized-parties= https://a.example,",
+            "--storage-url=s3://bucket/audio",
+        ])
+        .unwrap();
+        assert_eq!(config.environment, Environment::Production);
+        assert_eq!(config.speech.provider, TtsProvider::OpenAiCompatible);
+        let base_url = config.speech.base_url.as_deref();
+        assert_eq!(base_url, Some("https://speech.example"));
+        let origins = ["https://a.example", "https://b.example"];
+        assert_eq!(config.cors_origins, origins);
+        assert_eq!(config.clerk.authorized_parties, ["https://a.example"]);
+        let bucket = StorageLocation::S3("s3://bucket/audio".into());
+        assert_eq!(config.speech.storage, bucket);
+    }
+
+    #[test]
+    fn rules_spanning_two_settings() {
+        assert_eq!(
+            config(&["--tts-provider=openai-compatible"]).unwrap_err(),
+            "RESONANCE_TTS_BASE_URL: required when RESONANCE_TTS_PROVIDER is openai-compatible"
+        );
+        assert_eq!(
+            config(&["--voice-sample-min-secs=60", "--voice-sample-max-secs=30"]).unwrap_err(),
+            "RESONANCE_VOICE_SAMPLE_MAX_SECS: 30 is below RESONANCE_VOICE_SAMPLE_MIN_SECS (60)"
+        );
+    }
+
+    #[test]
+    fn settings_are_global_to_the_subcommands() {
+        #[derive(Parser)]
+        struct Cli {
+            #[command(subcommand)]
+            command: Option<Sub>,
+            #[command(flatten)]
+            config: ConfigArgs,
+        }
+        #[derive(clap::Subcommand)]
+        enum Sub {
+            Serve,
+        }
+        let cli = Cli::try_parse_from(["r", "--workers=2", "serve", "--body-limit-bytes=64"]);
+        let cli = cli.unwrap();
+        assert!(matches!(cli.command, Some(Sub::Serve)));
+        assert_eq!(cli.config.workers, Some(2));
+        assert_eq!(cli.config.body_limit_bytes, 64);
+    }
+
+    #[test]
+    fn a_bad_value_is_one_line_naming_the_variable() {
+        let command = ConfigArgs::augment_args(Command::new("resonance"));
+        let line = |flag: &str| {
+            let err = ConfigArgs::from_flags([flag]).unwrap_err();
+            naming_the_variable(&err, &command).map(|e| e.to_string())
+        };
+        assert_eq!(
+            line("--workers=0").as_deref(),
+            Some("RESONANCE_WORKERS: invalid value \"0\": 0 is not in 1..=256")
+        );
+        assert_eq!(
+            line("--env=staging").as_deref(),
+            Some(
+                "RESONANCE_ENV: invalid value \"staging\": expected one of: development, production"
+            )
+        );
+        // Values of hidden variables are not repeated.
+        assert_eq!(
+            line("--clerk-secret-key=pk_oops").as_deref(),
+            Some("CLERK_SECRET_KEY: expected a key starting with sk_")
+        );
+        assert_eq!(line("--no-such-flag"), None);
+    }
+
+    #[test]
+    fn publishable_key_gives_the_frontend_api_host() {
+        let key = format!("pk_test_{}", STANDARD.encode("clerk.example.com$"));
+        assert_eq!(
+            frontend_api_host(&key).as_deref(),
+            Some("clerk.example.com")
+        );
+        assert_eq!(frontend_api_host("pk_test_bm90LWEta2V5"), None);
+        assert_eq!(frontend_api_host("sk_test_abc"), None);
+    }
+
+    #[test]
+    fn webhook_secret_gives_the_signing_key() {
+        let secret = format!("whsec_{}", STANDARD.encode(b"key"));
+        assert_eq!(webhook_signing_key(&secret).as_deref(), Some(&b"key"[..]));
+        assert_eq!(webhook_signing_key("whsec_"), None);
+        assert_eq!(webhook_signing_key("whsec_not base64"), None);
+        assert_eq!(webhook_signing_key(&STANDARD.encode(b"key")), None);
     }
 }

@@ -6,7 +6,7 @@ use std::{net::TcpListener, process::ExitCode};
 use clap::{Parser, Subcommand};
 use resonance_api::{
     auth,
-    config::{Config, ConfigArgs},
+    config::{self, Config, ConfigArgs},
     db, openapi, server, telemetry,
 };
 
@@ -62,9 +62,9 @@ enum MigrateAction {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let config = match Config::from_args(&cli.config) {
-        Ok(config) => config,
+    let parsed = config::parse::<Cli>().and_then(|cli| Ok((Config::from_args(&cli.config)?, cli)));
+    let (config, cli) = match parsed {
+        Ok(parsed) => parsed,
         Err(err) => {
             eprintln!("configuration error: {err}");
             return ExitCode::from(2);

@@ -30,6 +30,15 @@ fn sqlite_url(dir: &tempfile::TempDir) -> String {
     format!("sqlite://{}?mode=rwc", dir.path().join("cli.db").display())
 }
 
+/// Runs `serve` expecting a configuration error: exit status 2 and one line, returned.
+fn configuration_error(command: &mut Command) -> String {
+    let output = command.arg("serve").output().unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+    stderr.trim().to_owned()
+}
+
 #[test]
 fn a_bad_value_stops_with_one_line_naming_the_variable() {
     for (var, value) in [
@@ -38,13 +47,61 @@ fn a_bad_value_stops_with_one_line_naming_the_variable() {
         ("DATABASE_URL", "mysql://nope"),
         ("RESONANCE_BODY_LIMIT_BYTES", "lots"),
         ("CLERK_CLOCK_SKEW_SECS", "-3"),
+        // Out of range.
+        ("RESONANCE_BODY_LIMIT_BYTES", "0"),
+        ("RESONANCE_WORKERS", "257"),
+        ("CLERK_MACHINE_TOKEN_CACHE_SECS", "3601"),
+        ("RESONANCE_VOICE_SAMPLE_MAX_BYTES", "1023"),
+        // Malformed.
+        ("RESONANCE_CORS_ORIGINS", "https://app.example.test/"),
+        ("CLERK_WEBHOOK_SECRET", "whsec_"),
+        ("RESONANCE_STORAGE_URL", "ftp://files/audio"),
     ] {
-        let output = resonance().env(var, value).arg("serve").output().unwrap();
-        assert_eq!(output.status.code(), Some(2), "{var}={value}");
-        let stderr = String::from_utf8(output.stderr).unwrap();
-        assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
-        assert!(stderr.contains(var), "{stderr}");
+        let line = configuration_error(resonance().env(var, value));
+        assert!(line.contains(var), "{var}={value}: {line}");
     }
+}
+
+#[test]
+fn the_line_says_what_is_wrong_and_repeats_no_secret() {
+    let out_of_range = "configuration error: RESONANCE_BODY_LIMIT_BYTES: invalid value \"0\": \
+                        0 is not in 1..=1073741824";
+    let by_variable = configuration_error(resonance().env("RESONANCE_BODY_LIMIT_BYTES", "0"));
+    assert_eq!(by_variable, out_of_range);
+    let by_flag = configuration_error(resonance().args(["--body-limit-bytes", "0"]));
+    assert_eq!(by_flag, out_of_range);
+
+    let line = configuration_error(resonance().env("CLERK_SECRET_KEY", "pk_live_c2VjcmV0"));
+    assert_eq!(
+        line,
+        "configuration error: CLERK_SECRET_KEY: expected a key starting with sk_"
+    );
+    let line = configuration_error(
+        resonance()
+            .env("RESONANCE_VOICE_SAMPLE_MIN_SECS", "60")
+            .env("RESONANCE_VOICE_SAMPLE_MAX_SECS", "30"),
+    );
+    assert!(
+        line.contains("RESONANCE_VOICE_SAMPLE_MAX_SECS: 30 is below"),
+        "{line}"
+    );
+}
+
+#[test]
+fn a_blank_variable_takes_the_default() {
+    // docker-compose passes `${VAR:-}` as an empty value.
+    let output = resonance()
+        .env("RESONANCE_WORKERS", "")
+        .env("RESONANCE_BODY_LIMIT_BYTES", " ")
+        .env("CLERK_WEBHOOK_SECRET", "")
+        .arg("openapi")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 #[test]

@@ -290,7 +290,7 @@ impl ClerkStandIn {
         args.clerk_secret_key = Some(SECRET_KEY.into());
         args.clerk_issuer = Some(self.issuer());
         args.clerk_jwks_url = Some(format!("{}/.well-known/jwks.json", self.base_url));
-        args.clerk_api_url = Some(self.base_url.clone());
+        args.clerk_api_url = self.base_url.clone();
     }
 
     /// A session token for `spec`, signed with the first published key.

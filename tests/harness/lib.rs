@@ -15,7 +15,7 @@ pub mod webhooks;
 use std::{net::TcpListener, path::PathBuf};
 
 use resonance_api::{
-    config::{Config, ConfigArgs},
+    config::{Config, ConfigArgs, Environment},
     server,
 };
 use serde_json::Value;
@@ -59,13 +59,13 @@ impl TestApp {
         let mut args = ConfigArgs {
             database_url: Some(db.app_url.clone()),
             migration_database_url: Some(db.owner_url.clone()),
-            environment: Some("development".into()),
-            data_dir: Some(data_dir.path().display().to_string()),
-            workers: Some("2".into()),
-            shutdown_timeout_secs: Some("1".into()),
-            db_max_connections: Some("8".into()),
-            db_acquire_timeout_secs: Some("2".into()),
-            db_connect_timeout_secs: Some("2".into()),
+            environment: Environment::Development,
+            data_dir: data_dir.path().to_owned(),
+            workers: Some(2),
+            shutdown_timeout_secs: 1,
+            db_max_connections: 8,
+            db_acquire_timeout_secs: 2,
+            db_connect_timeout_secs: 2,
             ..ConfigArgs::default()
         };
         clerk.configure(&mut args);

@@ -1,6 +1,5 @@
-//! Signing keys: the Frontend API host from a publishable key, and where session-token keys
-//! come from (one PEM key, a fixed JWKS, or Clerk's JWKS fetched with reqwest and cached in
-//! moka).
+//! Signing keys: where session-token keys come from (one PEM key, a fixed JWKS, or Clerk's
+//! JWKS fetched with reqwest and cached in moka).
 //!
 //! The remote JWKS is held as one moka entry whose lifetime depends on how it was obtained:
 //! a fresh fetch lives [`JWKS_MAX_AGE`]; when a fetch fails, the last good keys are kept and
@@ -13,7 +12,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use base64::{Engine, engine::general_purpose::STANDARD};
 use jsonwebtoken::{
     DecodingKey,
     jwk::{AlgorithmParameters, Jwk, KeyAlgorithm},
@@ -26,20 +24,6 @@ pub const JWKS_MAX_AGE: Duration = Duration::from_secs(3600);
 /// At most one refresh per this window is caused by tokens naming an unknown `kid`; also how
 /// long a failed fetch waits before the next try.
 pub const JWKS_REFRESH_COOLDOWN: Duration = Duration::from_secs(30);
-
-/// `pk_test_<base64("clerk.example.com$")>` → `clerk.example.com`.
-pub fn frontend_api_host(publishable_key: &str) -> Option<String> {
-    let encoded = publishable_key
-        .strip_prefix("pk_test_")
-        .or_else(|| publishable_key.strip_prefix("pk_live_"))?;
-    let decoded = STANDARD
-        .decode(encoded)
-        .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(encoded))
-        .ok()?;
-    let text = String::from_utf8(decoded).ok()?;
-    let host = text.strip_suffix('$')?;
-    (!host.is_empty() && !host.contains(['/', ' '])).then(|| host.to_owned())
-}
 
 /// Why no key could be found for a token.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -263,21 +247,5 @@ impl JwksCache {
         }
         let body = response.bytes().await.map_err(|e| e.to_string())?;
         parse_jwks(&body)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn publishable_key_gives_the_frontend_api_host() {
-        let key = format!("pk_test_{}", STANDARD.encode("clerk.example.com$"));
-        assert_eq!(
-            frontend_api_host(&key).as_deref(),
-            Some("clerk.example.com")
-        );
-        assert_eq!(frontend_api_host("pk_test_bm90LWEta2V5"), None);
-        assert_eq!(frontend_api_host("sk_test_abc"), None);
     }
 }

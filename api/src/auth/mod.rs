@@ -31,7 +31,7 @@ use self::{
     session::{MAX_TOKEN_BYTES, SessionVerifier},
 };
 use crate::{
-    config::{ClerkConfig, Config, Environment},
+    config::{ClerkConfig, Config, Environment, frontend_api_host},
     error::{ApiError, Unauthorized},
     tenant::{TenantContext, TokenKind},
 };
@@ -97,7 +97,7 @@ pub fn clerk_issuer(clerk: &ClerkConfig) -> Option<String> {
         clerk
             .publishable_key
             .as_deref()
-            .and_then(keys::frontend_api_host)
+            .and_then(frontend_api_host)
             .map(|host| format!("https://{host}"))
     })
 }
@@ -122,7 +122,7 @@ pub fn clerk_key_source(
             clerk
                 .publishable_key
                 .as_deref()
-                .and_then(keys::frontend_api_host)
+                .and_then(frontend_api_host)
                 .map(|host| format!("https://{host}/.well-known/jwks.json"))
         })
         .or_else(|| clerk.secret_key.as_ref().map(|_| backend_jwks.clone()));

@@ -19,12 +19,6 @@ pub const TIMESTAMP_TOLERANCE_SECS: i64 = 5 * 60;
 // in constant time.
 type HmacSha256 = Hmac<Sha256>;
 
-/// The signing key of a `whsec_<base64>` secret.
-pub fn signing_key(secret: &str) -> Option<Vec<u8>> {
-    let encoded = secret.strip_prefix("whsec_")?;
-    STANDARD.decode(encoded).ok().filter(|key| !key.is_empty())
-}
-
 fn rejected(code: &'static str, detail: impl Into<String>) -> ApiError {
     ApiError::bad_request(code, detail)
 }

@@ -60,7 +60,7 @@ pub async fn clerk(
         .webhook_secret
         .as_deref()
         .ok_or_else(not_configured)?;
-    let Some(key) = svix::signing_key(secret) else {
+    let Some(key) = crate::config::webhook_signing_key(secret) else {
         tracing::error!("CLERK_WEBHOOK_SECRET is not whsec_ followed by base64");
         return Err(not_configured());
     };
