@@ -231,12 +231,11 @@ impl DirectorySync<'_> {
                     slug: data.slug,
                     updated_at: data.updated_at,
                 };
-                let Some(admin) = self.begin(Some(&record.id), svix_id, kind).await? else {
-                    return Ok(DeliveryOutcome::Duplicate);
-                };
-                let applied = admin.upsert_organization(&record).await?;
-                admin.commit().await?;
-                Ok(applied.into())
+                let tenant = record.id.clone();
+                self.once(Some(&tenant), svix_id, kind, async |admin| {
+                    Ok(admin.upsert_organization(&record).await?.into())
+                })
+                .await
             }
             "organization.deleted" => {
                 let data: DeletedData = parse(event)?;
@@ -247,12 +246,10 @@ impl DirectorySync<'_> {
                 let data: UserData = parse(event)?;
                 check_id(&data.id, "user_")?;
                 let record = data.into_record();
-                let Some(admin) = self.begin(None, svix_id, kind).await? else {
-                    return Ok(DeliveryOutcome::Duplicate);
-                };
-                let applied = admin.upsert_user(&record).await?;
-                admin.commit().await?;
-                Ok(applied.into())
+                self.once(None, svix_id, kind, async |admin| {
+                    Ok(admin.upsert_user(&record).await?.into())
+                })
+                .await
             }
             "user.deleted" => {
                 let data: DeletedData = parse(event)?;
@@ -270,46 +267,45 @@ impl DirectorySync<'_> {
                 let removed = kind == "organizationMembership.deleted";
                 let record = data.to_record(removed, event.timestamp)?;
                 let org = data.organization.id;
-                let Some(admin) = self.begin(Some(&org), svix_id, kind).await? else {
-                    return Ok(DeliveryOutcome::Duplicate);
-                };
-                let applied = if removed {
-                    admin.remove_membership(&record).await?
-                } else {
-                    admin.upsert_membership(&record).await?
-                };
-                admin.commit().await?;
-                Ok(applied.into())
+                self.once(Some(&org), svix_id, kind, async |admin| {
+                    let applied = if removed {
+                        admin.remove_membership(&record).await?
+                    } else {
+                        admin.upsert_membership(&record).await?
+                    };
+                    Ok(applied.into())
+                })
+                .await
             }
             other => {
-                let Some(admin) = self.begin(None, svix_id, other).await? else {
-                    return Ok(DeliveryOutcome::Duplicate);
-                };
-                admin.commit().await?;
                 tracing::info!(
                     target: "resonance::webhooks",
                     svix_id,
                     event_type = other,
-                    "ignored a Clerk event type this service does not use"
+                    "ignoring a Clerk event type this service does not use"
                 );
-                Ok(DeliveryOutcome::Ignored)
+                self.once(None, svix_id, other, async |_| Ok(DeliveryOutcome::Ignored))
+                    .await
             }
         }
     }
 
-    /// The opening every delivery shares: a transaction for `tenant` with the delivery's id
-    /// recorded in it; `None` when that id was applied before (a redelivery).
-    async fn begin(
+    /// What every delivery shares: one transaction for `tenant` that records the delivery's
+    /// id and does `work`, committed together. A redelivered id changes nothing: `Duplicate`.
+    async fn once(
         &self,
         tenant: Option<&str>,
         svix_id: &str,
         event_type: &str,
-    ) -> Result<Option<TenantAdmin>, ApiError> {
+        work: impl AsyncFnOnce(&TenantAdmin) -> Result<DeliveryOutcome, ApiError>,
+    ) -> Result<DeliveryOutcome, ApiError> {
         let admin = TenantAdmin::begin(self.tenants, tenant).await?;
-        Ok(admin
-            .record_delivery(svix_id, event_type)
-            .await?
-            .then_some(admin))
+        if !admin.record_delivery(svix_id, event_type).await? {
+            return Ok(DeliveryOutcome::Duplicate);
+        }
+        let outcome = work(&admin).await?;
+        admin.commit().await?;
+        Ok(outcome)
     }
 
     /// Removes a workspace and everything it owns, stored audio included; for `user.deleted`
@@ -321,29 +317,26 @@ impl DirectorySync<'_> {
         tenant_id: &str,
         deleted_user: Option<&str>,
     ) -> Result<DeliveryOutcome, ApiError> {
-        let Some(admin) = self.begin(Some(tenant_id), svix_id, event_type).await? else {
-            return Ok(DeliveryOutcome::Duplicate);
-        };
-        let deleted = admin.delete_tenant().await?;
-        if let Some(user_id) = deleted_user {
-            admin.mark_user_deleted(user_id).await?;
-        }
-        // Objects go before the rows commit: if storage fails, the rows stay, the delivery
-        // answers 5xx, and Svix redelivers until both are gone.
-        let objects = self
-            .storage
-            .delete_tenant(tenant_id)
-            .await
-            .map_err(ApiError::internal)?;
-        admin.commit().await?;
+        let outcome = self
+            .once(Some(tenant_id), svix_id, event_type, async |admin| {
+                let deleted = admin.delete_tenant().await?;
+                if let Some(user_id) = deleted_user {
+                    admin.mark_user_deleted(user_id).await?;
+                }
+                // Objects go before the rows commit: if storage fails, the rows stay, the
+                // delivery answers 5xx, and Svix redelivers until both are gone.
+                let objects = self.storage.delete_tenant(tenant_id).await?;
+                tracing::info!(
+                    target: "resonance::webhooks",
+                    tenant = tenant_id,
+                    deleted = ?deleted,
+                    objects,
+                    "deleting a workspace and everything it owns"
+                );
+                Ok(DeliveryOutcome::Applied)
+            })
+            .await?;
         self.tenants.forget(tenant_id);
-        tracing::info!(
-            target: "resonance::webhooks",
-            tenant = tenant_id,
-            deleted = ?deleted,
-            objects,
-            "deleted a workspace and everything it owned"
-        );
-        Ok(DeliveryOutcome::Applied)
+        Ok(outcome)
     }
 }

@@ -20,13 +20,13 @@
 use chrono::Utc;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
-    sea_query::{Alias, Expr, ExprTrait, IntoIden, OnConflict, Query},
+    sea_query::{Alias, Expr, ExprTrait, InsertStatement, OnConflict, Query},
 };
 use uuid::Uuid;
 
 use super::{TenantRegistry, connection::RequestTransaction};
 use crate::{
-    entities::{membership, tenant, user},
+    entities::{tenant, user},
     error::ApiError,
 };
 
@@ -156,41 +156,20 @@ impl TenantAdmin {
         if self.is_deleted_tenant(&org.id).await? {
             return Ok(Applied::Stale);
         }
-        let now = Utc::now();
-        let source = Alias::new("source_updated_at");
-        let insert = Query::insert()
-            .into_table(tenant::Entity)
-            .columns([
-                tenant::Column::Id.into_iden(),
-                tenant::Column::Kind.into_iden(),
-                tenant::Column::Name.into_iden(),
-                tenant::Column::Slug.into_iden(),
-                source.clone().into_iden(),
-                tenant::Column::CreatedAt.into_iden(),
-                tenant::Column::UpdatedAt.into_iden(),
-            ])
-            .values_panic([
-                org.id.clone().into(),
-                "organization".into(),
-                org.name.clone().into(),
-                org.slug.clone().into(),
-                org.updated_at.into(),
-                now.into(),
-                now.into(),
-            ])
-            .on_conflict(
-                OnConflict::column(tenant::Column::Id)
-                    .update_columns([
-                        tenant::Column::Kind,
-                        tenant::Column::Name,
-                        tenant::Column::Slug,
-                        tenant::Column::UpdatedAt,
-                    ])
-                    .update_column(source.clone())
-                    .action_and_where(newer_than_stored(Alias::new("tenants"), source))
-                    .to_owned(),
-            )
-            .to_owned();
+        let insert = SyncedRow {
+            table: "tenants",
+            key: &["id"],
+            insert_only: &[],
+            keep_first: &[],
+            values: vec![
+                ("id", org.id.clone().into()),
+                ("kind", "organization".into()),
+                ("name", org.name.clone().into()),
+                ("slug", org.slug.clone().into()),
+                ("source_updated_at", org.updated_at.into()),
+            ],
+        }
+        .upsert(Some(newer_than_stored("tenants")));
         Ok(Applied::from_rows(
             self.txn.execute(&insert).await?.rows_affected(),
         ))
@@ -226,45 +205,21 @@ impl TenantAdmin {
     /// Creates or updates a user's directory row, unless a newer version is stored or the
     /// user was deleted.
     pub async fn upsert_user(&self, record: &UserRecord) -> Result<Applied, DbErr> {
-        let now = Utc::now();
-        let insert = Query::insert()
-            .into_table(user::Entity)
-            .columns([
-                user::Column::Id,
-                user::Column::Email,
-                user::Column::Name,
-                user::Column::ImageUrl,
-                user::Column::SourceUpdatedAt,
-                user::Column::CreatedAt,
-                user::Column::UpdatedAt,
-            ])
-            .values_panic([
-                record.id.clone().into(),
-                record.email.clone().into(),
-                record.name.clone().into(),
-                record.image_url.clone().into(),
-                record.updated_at.into(),
-                now.into(),
-                now.into(),
-            ])
-            .on_conflict(
-                OnConflict::column(user::Column::Id)
-                    .update_columns([
-                        user::Column::Email,
-                        user::Column::Name,
-                        user::Column::ImageUrl,
-                        user::Column::SourceUpdatedAt,
-                        user::Column::UpdatedAt,
-                    ])
-                    .action_and_where(
-                        newer_than_stored(Alias::new("users"), Alias::new("source_updated_at"))
-                            .and(
-                                Expr::col((Alias::new("users"), user::Column::DeletedAt)).is_null(),
-                            ),
-                    )
-                    .to_owned(),
-            )
-            .to_owned();
+        let guard = newer_than_stored("users").and(Expr::cust("users.deleted_at IS NULL"));
+        let insert = SyncedRow {
+            table: "users",
+            key: &["id"],
+            insert_only: &[],
+            keep_first: &[],
+            values: vec![
+                ("id", record.id.clone().into()),
+                ("email", record.email.clone().into()),
+                ("name", record.name.clone().into()),
+                ("image_url", record.image_url.clone().into()),
+                ("source_updated_at", record.updated_at.into()),
+            ],
+        }
+        .upsert(Some(guard));
         Ok(Applied::from_rows(
             self.txn.execute(&insert).await?.rows_affected(),
         ))
@@ -273,43 +228,22 @@ impl TenantAdmin {
     /// Marks a user deleted and clears their profile. The row stays so that what they created
     /// in organization workspaces (which the organizations own) shows them as deleted.
     pub async fn mark_user_deleted(&self, user_id: &str) -> Result<(), DbErr> {
-        let now = Utc::now();
-        let insert = Query::insert()
-            .into_table(user::Entity)
-            .columns([
-                user::Column::Id,
-                user::Column::Email,
-                user::Column::Name,
-                user::Column::ImageUrl,
-                user::Column::DeletedAt,
-                user::Column::CreatedAt,
-                user::Column::UpdatedAt,
-            ])
-            .values_panic([
-                user_id.into(),
-                Option::<String>::None.into(),
-                Option::<String>::None.into(),
-                Option::<String>::None.into(),
-                now.into(),
-                now.into(),
-                now.into(),
-            ])
-            .on_conflict(
-                OnConflict::column(user::Column::Id)
-                    .update_columns([
-                        user::Column::Email,
-                        user::Column::Name,
-                        user::Column::ImageUrl,
-                        user::Column::UpdatedAt,
-                    ])
-                    // The first deletion time is kept.
-                    .value(
-                        user::Column::DeletedAt,
-                        Expr::cust("COALESCE(users.deleted_at, excluded.deleted_at)"),
-                    )
-                    .to_owned(),
-            )
-            .to_owned();
+        let no_text = || Option::<String>::None.into();
+        let insert = SyncedRow {
+            table: "users",
+            key: &["id"],
+            insert_only: &[],
+            // The first deletion time is kept.
+            keep_first: &["deleted_at"],
+            values: vec![
+                ("id", user_id.into()),
+                ("email", no_text()),
+                ("name", no_text()),
+                ("image_url", no_text()),
+                ("deleted_at", Utc::now().into()),
+            ],
+        }
+        .upsert(None);
         self.txn.execute(&insert).await?;
         Ok(())
     }
@@ -351,61 +285,84 @@ impl TenantAdmin {
         record: &MembershipRecord,
         deleted_at: Option<chrono::DateTime<Utc>>,
     ) -> Result<Applied, ApiError> {
-        let now = Utc::now();
-        let insert = Query::insert()
-            .into_table(membership::Entity)
-            .columns([
-                membership::Column::Id,
-                membership::Column::TenantId,
-                membership::Column::UserId,
-                membership::Column::ClerkMembershipId,
-                membership::Column::Role,
-                membership::Column::UserName,
-                membership::Column::UserEmail,
-                membership::Column::UserImageUrl,
-                membership::Column::SourceUpdatedAt,
-                membership::Column::DeletedAt,
-                membership::Column::CreatedByUserId,
-                membership::Column::CreatedAt,
-                membership::Column::UpdatedAt,
-            ])
-            .values_panic([
-                Uuid::now_v7().into(),
-                tenant_id.into(),
-                record.user_id.clone().into(),
-                record.clerk_membership_id.clone().into(),
-                record.role.clone().into(),
-                record.user_name.clone().into(),
-                record.user_email.clone().into(),
-                record.user_image_url.clone().into(),
-                record.updated_at.into(),
-                deleted_at.into(),
-                SYSTEM_PRINCIPAL.into(),
-                now.into(),
-                now.into(),
-            ])
-            .on_conflict(
-                OnConflict::columns([membership::Column::TenantId, membership::Column::UserId])
-                    .update_columns([
-                        membership::Column::ClerkMembershipId,
-                        membership::Column::Role,
-                        membership::Column::UserName,
-                        membership::Column::UserEmail,
-                        membership::Column::UserImageUrl,
-                        membership::Column::SourceUpdatedAt,
-                        membership::Column::DeletedAt,
-                        membership::Column::UpdatedAt,
-                    ])
-                    .action_and_where(newer_than_stored(
-                        Alias::new("memberships"),
-                        Alias::new("source_updated_at"),
-                    ))
-                    .to_owned(),
-            )
-            .to_owned();
+        let insert = SyncedRow {
+            table: "memberships",
+            key: &["tenant_id", "user_id"],
+            insert_only: &["id", "created_by_user_id"],
+            keep_first: &[],
+            values: vec![
+                ("id", Uuid::now_v7().into()),
+                ("tenant_id", tenant_id.into()),
+                ("user_id", record.user_id.clone().into()),
+                (
+                    "clerk_membership_id",
+                    record.clerk_membership_id.clone().into(),
+                ),
+                ("role", record.role.clone().into()),
+                ("user_name", record.user_name.clone().into()),
+                ("user_email", record.user_email.clone().into()),
+                ("user_image_url", record.user_image_url.clone().into()),
+                ("source_updated_at", record.updated_at.into()),
+                ("deleted_at", deleted_at.into()),
+                ("created_by_user_id", SYSTEM_PRINCIPAL.into()),
+            ],
+        }
+        .upsert(Some(newer_than_stored("memberships")));
         Ok(Applied::from_rows(
             self.txn.execute(&insert).await?.rows_affected(),
         ))
+    }
+}
+
+/// A row the directory sync writes: inserted, or on conflict on `key` updated in every column
+/// but the key, `created_at` and `insert_only`; a `keep_first` column keeps a stored value
+/// over the incoming one. `created_at` and `updated_at` are added here.
+struct SyncedRow {
+    table: &'static str,
+    key: &'static [&'static str],
+    insert_only: &'static [&'static str],
+    keep_first: &'static [&'static str],
+    values: Vec<(&'static str, Expr)>,
+}
+
+impl SyncedRow {
+    /// The upsert; with a `guard`, a conflicting row is updated only where the guard holds.
+    fn upsert(self, guard: Option<Expr>) -> InsertStatement {
+        let now = Utc::now();
+        let mut values = self.values;
+        values.push(("created_at", now.into()));
+        values.push(("updated_at", now.into()));
+        let updated = values
+            .iter()
+            .map(|(column, _)| *column)
+            .filter(|c| {
+                ![self.key, self.insert_only, self.keep_first, &["created_at"]]
+                    .iter()
+                    .any(|skip| skip.contains(c))
+            })
+            .map(Alias::new);
+        let mut on_conflict = OnConflict::columns(self.key.iter().copied().map(Alias::new));
+        on_conflict.update_columns(updated);
+        for column in self.keep_first {
+            let table = self.table;
+            on_conflict.value(
+                Alias::new(*column),
+                Expr::cust(format!("COALESCE({table}.{column}, excluded.{column})")),
+            );
+        }
+        if let Some(guard) = guard {
+            on_conflict.action_and_where(guard);
+        }
+        let (columns, values): (Vec<_>, Vec<_>) = values
+            .into_iter()
+            .map(|(column, value)| (Alias::new(column), value))
+            .unzip();
+        Query::insert()
+            .into_table(Alias::new(self.table))
+            .columns(columns)
+            .values_panic(values)
+            .on_conflict(on_conflict)
+            .to_owned()
     }
 }
 
@@ -419,9 +376,12 @@ pub async fn is_deleted_tenant(db: &impl ConnectionTrait, tenant_id: &str) -> Re
     Ok(db.query_one(&select).await?.is_some())
 }
 
-/// `<table>.<column> IS NULL OR <table>.<column> < excluded.<column>`: the upsert's guard.
-fn newer_than_stored(table: Alias, column: Alias) -> Expr {
-    Expr::col((table.clone(), column.clone()))
-        .is_null()
-        .or(Expr::col((table, column.clone())).lt(Expr::col((Alias::new("excluded"), column))))
+/// `<table>.source_updated_at IS NULL OR … < excluded.source_updated_at`: an upsert's guard,
+/// so an older version never overwrites a newer one.
+fn newer_than_stored(table: &str) -> Expr {
+    let stored = || Expr::col((Alias::new(table), Alias::new("source_updated_at")));
+    stored().is_null().or(stored().lt(Expr::col((
+        Alias::new("excluded"),
+        Alias::new("source_updated_at"),
+    ))))
 }
