@@ -35,26 +35,7 @@ pub const KEY_FILE: &str = "dev-signing-key.pem";
 #[derive(Debug, Subcommand)]
 pub enum DevCommand {
     /// Mint a development session token.
-    Token {
-        /// Organization id (omit for a personal workspace).
-        #[arg(long)]
-        org: Option<String>,
-        /// Organization role: admin, member, reader, …
-        #[arg(long, default_value = "admin")]
-        role: String,
-        /// User id.
-        #[arg(long, default_value = "user_dev")]
-        user: String,
-        /// Explicit permissions (repeatable), e.g. org:tasks:read.
-        #[arg(long = "perm")]
-        perms: Vec<String>,
-        /// Use the v1 claim shape (org_id, org_role, …) instead of v2.
-        #[arg(long)]
-        v1: bool,
-        /// Lifetime in seconds.
-        #[arg(long, default_value_t = 3600)]
-        ttl: u64,
-    },
+    Token(DevTokenSpec),
 }
 
 /// The development signing key.
@@ -117,13 +98,25 @@ fn from_pem(pem: &str) -> anyhow::Result<DevKey> {
 }
 
 /// What a development token says.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct DevTokenSpec {
+    /// Organization id (omit for a personal workspace).
+    #[arg(long)]
     pub org: Option<String>,
+    /// Organization role: admin, member, reader, …
+    #[arg(long, default_value = "admin")]
     pub role: String,
+    /// User id.
+    #[arg(long, default_value = "user_dev")]
     pub user: String,
+    /// Explicit permissions (repeatable), e.g. org:tasks:read.
+    #[arg(long = "perm")]
     pub perms: Vec<String>,
+    /// Use the v1 claim shape (org_id, org_role, …) instead of v2.
+    #[arg(long)]
     pub v1: bool,
+    /// Lifetime in seconds.
+    #[arg(long, default_value_t = 3600)]
     pub ttl: u64,
 }
 
@@ -233,14 +226,7 @@ pub fn mint(key: &DevKey, spec: &DevTokenSpec, now: i64) -> anyhow::Result<Strin
 }
 
 pub fn run(command: DevCommand, config: &Config) -> anyhow::Result<()> {
-    let DevCommand::Token {
-        org,
-        role,
-        user,
-        perms,
-        v1,
-        ttl,
-    } = command;
+    let DevCommand::Token(spec) = command;
     anyhow::ensure!(
         config.is_development(),
         "development tokens exist only with RESONANCE_ENV=development"
@@ -251,14 +237,6 @@ pub fn run(command: DevCommand, config: &Config) -> anyhow::Result<()> {
         );
     }
     let key = load_or_create(&config.data_dir)?;
-    let spec = DevTokenSpec {
-        org,
-        role,
-        user,
-        perms,
-        v1,
-        ttl,
-    };
     println!("{}", mint(&key, &spec, chrono::Utc::now().timestamp())?);
     Ok(())
 }
