@@ -1,8 +1,10 @@
 //! Resonance API: a multi-tenant JSON API for projects, tasks, voices and speech generations.
 //!
-//! The path of one request: `http` middleware (request id, access log, problem+json) →
-//! `auth` extractor (Clerk token → `TenantContext`) → `routes::<resource>` handler →
-//! `tenant::scoped` data handle (tenant filter on every query) → sea-orm.
+//! The path of one request, which is also the direction of every import: `server` (assembles
+//! the App from `state`) → `http` middleware (request id, access log, problem+json) → `auth`
+//! extractor (Clerk token → `TenantContext`) → `routes::<resource>` handler → `tenant::ScopedDb`
+//! (tenant filter on every query) → `entities` → sea-orm; `config` and `error` at the bottom.
+//! `api/tests/layers.rs` checks that no import runs back up.
 
 pub mod auth;
 pub mod config;
