@@ -75,6 +75,12 @@ pub async fn request_context(
     // responses, so the request is still at hand here.
     let response = next.call(req).await?.map_into_boxed_body();
     let mut response = as_problem(response, &request_id);
+    let headers = response.headers_mut();
+    if !headers.contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN) {
+        // CORS lists the exposed headers on every response; without an allowed origin the
+        // list means nothing, so no CORS header at all is sent.
+        headers.remove(header::ACCESS_CONTROL_EXPOSE_HEADERS);
+    }
 
     if let Ok(value) = header::HeaderValue::from_str(&request_id) {
         response
@@ -106,7 +112,8 @@ pub async fn request_context(
     Ok(response)
 }
 
-/// Re-renders any error response as problem+json with the request id.
+/// Re-renders any error response as problem+json with the request id, keeping the headers
+/// the inner layers set on it (CORS, `Allow`, …).
 fn as_problem(response: ServiceResponse<BoxBody>, request_id: &str) -> ServiceResponse<BoxBody> {
     let status = response.status();
     if status.as_u16() < 400 {
@@ -128,9 +135,36 @@ fn as_problem(response: ServiceResponse<BoxBody>, request_id: &str) -> ServiceRe
     let Some(error) = error else {
         return response;
     };
-    let (req, _) = response.into_parts();
-    let rendered = render_problem(&error, request_id, &resource_metadata_url(&req));
+    let (req, original) = response.into_parts();
+    let mut rendered = render_problem(&error, request_id, &resource_metadata_url(&req));
+    keep_headers(original.headers(), rendered.headers_mut());
     ServiceResponse::new(req, rendered)
+}
+
+/// Headers that describe the body being replaced, so the problem body does not inherit them.
+const BODY_HEADERS: [header::HeaderName; 9] = [
+    header::CONTENT_TYPE,
+    header::CONTENT_LENGTH,
+    header::CONTENT_ENCODING,
+    header::CONTENT_LANGUAGE,
+    header::CONTENT_DISPOSITION,
+    header::CONTENT_RANGE,
+    header::TRANSFER_ENCODING,
+    header::ETAG,
+    header::LAST_MODIFIED,
+];
+
+/// Carries the headers the inner layers set on an error response over to its problem
+/// rendering: the CORS headers (`Access-Control-*`, `Vary`), `Allow` on a 405, and anything a
+/// handler added. The rendering's own headers (`WWW-Authenticate` with the public URL,
+/// `Retry-After`, …) win; headers about the replaced body are dropped.
+fn keep_headers(original: &header::HeaderMap, rendered: &mut header::HeaderMap) {
+    let own: Vec<header::HeaderName> = rendered.keys().cloned().collect();
+    for (name, value) in original {
+        if !own.contains(name) && !BODY_HEADERS.contains(name) {
+            rendered.append(name.clone(), value.clone());
+        }
+    }
 }
 
 /// An error response actix-web produced without one of ours (unknown route, wrong method,
@@ -201,32 +235,51 @@ fn json_error(err: JsonPayloadError, limit: usize) -> ApiError {
     }
 }
 
+/// Headers a browser client may read from any response (CORS hides the others from
+/// `fetch()`). Some are not sent yet (rate limits, idempotent replays, character counts): they
+/// are listed now so clients can rely on them as soon as they are.
+pub const EXPOSED_HEADERS: [&str; 13] = [
+    "etag",
+    "location",
+    "retry-after",
+    "www-authenticate",
+    "x-request-id",
+    "content-range",
+    "accept-ranges",
+    "content-length",
+    "allow",
+    "ratelimit",
+    "ratelimit-policy",
+    "idempotent-replayed",
+    "x-character-count",
+];
+
+/// Request headers a browser client may send (beyond the CORS-safelisted ones).
+pub const ALLOWED_HEADERS: [&str; 7] = [
+    "authorization",
+    "content-type",
+    "if-match",
+    "if-none-match",
+    "idempotency-key",
+    "x-request-id",
+    "range",
+];
+
+/// Methods a browser client may use: every method the API serves (a test checks them against
+/// the OpenAPI document).
+pub const ALLOWED_METHODS: [Method; 4] = [Method::GET, Method::POST, Method::PATCH, Method::DELETE];
+
 /// CORS for the single-page app: only the configured origins, none by default.
+///
+/// It must run inside [`request_context`] (`wrap` it first): every response, errors included,
+/// passes through it on the way out, and `request_context` keeps the headers it set when it
+/// renders an error as problem+json (see [`keep_headers`]). Its own refusals (a preflight
+/// from an origin not allowed) are then rendered as problem+json with a request id too.
 pub fn cors(config: &Config) -> Cors {
     let mut cors = Cors::default()
-        .allowed_methods([
-            Method::GET,
-            Method::POST,
-            Method::PATCH,
-            Method::PUT,
-            Method::DELETE,
-        ])
-        .allowed_headers([
-            header::AUTHORIZATION,
-            header::CONTENT_TYPE,
-            header::IF_MATCH,
-            header::IF_NONE_MATCH,
-            header::RANGE,
-            header::HeaderName::from_static(REQUEST_ID_HEADER),
-        ])
-        .expose_headers([
-            header::ETAG,
-            header::LOCATION,
-            header::RETRY_AFTER,
-            header::WWW_AUTHENTICATE,
-            header::CONTENT_RANGE,
-            header::HeaderName::from_static(REQUEST_ID_HEADER),
-        ])
+        .allowed_methods(ALLOWED_METHODS)
+        .allowed_headers(ALLOWED_HEADERS)
+        .expose_headers(EXPOSED_HEADERS)
         .max_age(600);
     for origin in &config.cors_origins {
         cors = cors.allowed_origin(origin);
