@@ -9,7 +9,7 @@ use actix_web::{
     body::{BoxBody, MessageBody},
     dev::{ServiceRequest, ServiceResponse},
     error::{JsonPayloadError, PathError, QueryPayloadError},
-    http::{Method, StatusCode, header},
+    http::{ConnectionType, Method, StatusCode, header},
     middleware::Next,
     web,
 };
@@ -18,6 +18,7 @@ use uuid::Uuid;
 use crate::{
     config::Config,
     error::{ApiError, FieldError, PROBLEM_JSON, render_problem},
+    shutdown::Drain,
 };
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -67,6 +68,10 @@ pub async fn request_context(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, Error> {
     let started = Instant::now();
+    let drain = req
+        .app_data::<web::Data<Drain>>()
+        .map(|d| d.clone().into_inner());
+    let _in_flight = drain.as_ref().map(Drain::enter);
     let request_id = request_id_from(&req);
     req.extensions_mut().insert(RequestId(request_id.clone()));
     let method = req.method().clone();
@@ -86,6 +91,13 @@ pub async fn request_context(
         response
             .headers_mut()
             .insert(header::HeaderName::from_static(REQUEST_ID_HEADER), value);
+    }
+    if drain.is_some_and(|d| d.is_draining()) {
+        // Shutting down: this connection ends after this response.
+        response
+            .response_mut()
+            .head_mut()
+            .set_connection_type(ConnectionType::Close);
     }
 
     let status = response.status().as_u16();

@@ -16,6 +16,7 @@ pub mod openapi;
 pub mod rest;
 pub mod routes;
 pub mod server;
+pub mod shutdown;
 pub mod speech;
 pub mod state;
 pub mod telemetry;

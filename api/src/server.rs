@@ -12,6 +12,7 @@ use crate::{
     db,
     http::{self, not_found, request_context},
     openapi, routes,
+    shutdown::{self, Drain},
     speech::Speech,
     state::AppState,
     tenant::TenantRegistry,
@@ -55,14 +56,16 @@ pub async fn prepare(config: Config) -> anyhow::Result<AppState> {
     })
 }
 
-/// Starts serving on `listener`. The returned future runs until SIGTERM/SIGINT, then stops
-/// accepting and lets in-flight requests finish within the shutdown timeout.
+/// Starts serving on `listener`. The returned future runs until SIGTERM/SIGINT, then drains
+/// (see [`shutdown`]): every request already received is answered within the shutdown timeout.
 pub fn start(listener: TcpListener, state: AppState) -> std::io::Result<Server> {
     let config = state.config.clone();
     let (json_config, path_config, query_config) = http::extractor_configs(&config);
     let config_data = web::Data::from(config.clone());
     let auth_data = web::Data::from(state.auth.clone());
     let document = web::Data::new(routes::docs::ApiDocument(openapi::document_json()));
+    let drain = Arc::new(Drain::default());
+    let drain_data = web::Data::from(drain.clone());
     let workers = config.workers.unwrap_or_else(|| {
         std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
     });
@@ -73,6 +76,7 @@ pub fn start(listener: TcpListener, state: AppState) -> std::io::Result<Server> 
             .app_data(config_data.clone())
             .app_data(auth_data.clone())
             .app_data(document.clone())
+            .app_data(drain_data.clone())
             .app_data(json_config.clone())
             .app_data(path_config.clone())
             .app_data(query_config.clone())
@@ -85,8 +89,16 @@ pub fn start(listener: TcpListener, state: AppState) -> std::io::Result<Server> 
             .default_service(web::to(not_found))
     })
     .workers(workers)
+    // SIGTERM/SIGINT are handled by `shutdown::on_signal`, which drains before stopping.
+    .disable_signals()
     .shutdown_timeout(config.shutdown_timeout.as_secs());
-    Ok(server.listen(listener)?.run())
+    let server = server.listen(listener)?.run();
+    tokio::spawn(shutdown::on_signal(
+        server.handle(),
+        drain,
+        config.shutdown_timeout,
+    ));
+    Ok(server)
 }
 
 /// The state one worker serves with: the shared state, with a PostgreSQL pool of the
