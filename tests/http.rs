@@ -295,7 +295,7 @@ async fn errors_from(app: &TestApp, origin: &str) -> Vec<(&'static str, u16, Rep
 
 #[tokio::test]
 async fn every_response_to_an_allowed_origin_carries_cors_headers() {
-    let app = TestApp::spawn_with(|args| args.cors_origins = Some(ORIGIN.into())).await;
+    let app = TestApp::spawn_with(|args| args.cors_origins = vec![ORIGIN.into()]).await;
     for (what, status, reply) in errors_from(&app, ORIGIN).await {
         assert_eq!(reply.status, status, "{what}: {}", reply.json);
         assert_cors(&reply, what);
@@ -312,7 +312,7 @@ async fn every_response_to_an_allowed_origin_carries_cors_headers() {
 
 #[tokio::test]
 async fn the_headers_an_error_is_read_by_survive_cors() {
-    let app = TestApp::spawn_with(|args| args.cors_origins = Some(ORIGIN.into())).await;
+    let app = TestApp::spawn_with(|args| args.cors_origins = vec![ORIGIN.into()]).await;
     let errors = errors_from(&app, ORIGIN).await;
     let reply = |what: &str| &errors.iter().find(|(w, ..)| *w == what).unwrap().2;
     let unauthorized = reply("no token").header("www-authenticate").unwrap();
@@ -329,7 +329,7 @@ async fn the_headers_an_error_is_read_by_survive_cors() {
 
 #[tokio::test]
 async fn disallowed_origins_get_no_cors_headers() {
-    let app = TestApp::spawn_with(|args| args.cors_origins = Some(ORIGIN.into())).await;
+    let app = TestApp::spawn_with(|args| args.cors_origins = vec![ORIGIN.into()]).await;
     for (what, _, reply) in errors_from(&app, "http://evil.example.test").await {
         assert!(
             reply.header("access-control-allow-origin").is_none(),
@@ -406,7 +406,7 @@ async fn every_405_names_the_documented_methods_in_allow() {
 
 #[tokio::test]
 async fn preflight_allows_every_documented_method_and_the_request_headers() {
-    let app = TestApp::spawn_with(|args| args.cors_origins = Some(ORIGIN.into())).await;
+    let app = TestApp::spawn_with(|args| args.cors_origins = vec![ORIGIN.into()]).await;
     let headers = "authorization, content-type, if-match, if-none-match, idempotency-key, \
                    x-request-id, range";
     for (path, methods) in documented_methods(&app).await {

@@ -95,6 +95,8 @@ pub enum ApiError {
     /// Our own fault. The message is logged, never sent.
     #[error("internal error: {0}")]
     Internal(String),
+    #[error("the request's headers take more than {limit} bytes")]
+    HeadersTooLarge { limit: usize },
 }
 
 /// Why a request was not authenticated; becomes `WWW-Authenticate` (RFC 6750, RFC 9728).
@@ -154,6 +156,7 @@ impl ApiError {
             ApiError::BadGateway { .. } => StatusCode::BAD_GATEWAY,
             ApiError::ServiceUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
         }
     }
 
@@ -174,6 +177,7 @@ impl ApiError {
             ApiError::BadGateway { .. } => "upstream_failed",
             ApiError::ServiceUnavailable { .. } => "service_unavailable",
             ApiError::Internal(_) => "internal_error",
+            ApiError::HeadersTooLarge { .. } => "request_headers_too_large",
         }
     }
 

@@ -6,7 +6,7 @@ use std::time::Instant;
 use actix_cors::Cors;
 use actix_web::{
     Error, HttpMessage, HttpRequest,
-    body::{BoxBody, MessageBody},
+    body::{BoxBody, EitherBody, MessageBody},
     dev::{ServiceRequest, ServiceResponse},
     error::{JsonPayloadError, PathError, QueryPayloadError},
     http::{ConnectionType, Method, StatusCode, header},
@@ -297,4 +297,166 @@ pub fn cors(config: &Config) -> Cors {
         cors = cors.allowed_origin(origin);
     }
     cors
+}
+
+/// Total size of a request's head (request line and headers) that the API accepts. Clerk
+/// tokens are at most 8 KiB; anything far beyond is refused before any work is done.
+pub const MAX_HEAD_BYTES: usize = 16 * 1024;
+
+/// Input no handler should see: a head larger than [`MAX_HEAD_BYTES`] (431), and text the
+/// database cannot store (U+0000, which PostgreSQL refuses in `text`) in a query parameter or
+/// a JSON body (422 naming the field). Checked here, once for every endpoint; a request
+/// without a NUL pays only a scan of its query and body for the escape.
+pub async fn guard_input<B: MessageBody + 'static>(
+    mut req: ServiceRequest,
+    next: Next<B>,
+) -> Result<ServiceResponse<EitherBody<B>>, Error> {
+    // Refusals are responses (not `Err`), so CORS and the problem rendering see them.
+    let refuse =
+        |req: ServiceRequest, err: ApiError| Ok(req.error_response(err).map_into_right_body());
+    let head_bytes = req.path().len()
+        + req.query_string().len()
+        + req
+            .headers()
+            .iter()
+            .map(|(name, value)| name.as_str().len() + value.len() + 4)
+            .sum::<usize>();
+    if head_bytes > MAX_HEAD_BYTES {
+        let limit = MAX_HEAD_BYTES;
+        return refuse(req, ApiError::HeadersTooLarge { limit });
+    }
+    if let Some(field) = nul_query_parameter(req.query_string()) {
+        return refuse(req, nul_field(&field));
+    }
+    let is_json = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().starts_with("application/json"));
+    if is_json {
+        let limit = req
+            .app_data::<web::Data<Config>>()
+            .map_or(crate::config::DEFAULT_BODY_LIMIT, |c| c.body_limit_bytes);
+        let body = match read_bounded(req.take_payload(), limit).await {
+            Ok(body) => body,
+            Err(err) => return refuse(req, err),
+        };
+        if let Some(field) = nul_json_field(&body) {
+            return refuse(req, nul_field(&field));
+        }
+        req.set_payload(actix_web::dev::Payload::from(body));
+    }
+    next.call(req)
+        .await
+        .map(ServiceResponse::map_into_left_body)
+}
+
+fn nul_field(field: &str) -> ApiError {
+    ApiError::Validation(vec![FieldError::new(
+        field,
+        "must not contain the NUL character (U+0000)",
+    )])
+}
+
+/// Reads a body of at most `limit` bytes (413 beyond it, without reading further).
+async fn read_bounded(
+    mut payload: actix_web::dev::Payload,
+    limit: usize,
+) -> Result<web::Bytes, ApiError> {
+    use futures_util::StreamExt;
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| ApiError::bad_request("invalid_body", e.to_string()))?;
+        if body.len() + chunk.len() > limit {
+            return Err(ApiError::PayloadTooLarge { limit });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+/// The first query parameter whose name or value decodes to a NUL.
+fn nul_query_parameter(query: &str) -> Option<String> {
+    if !query.contains("%00") {
+        return None;
+    }
+    query.split('&').find_map(|pair| {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        (name.contains("%00") || value.contains("%00")).then(|| name.replace("%00", ""))
+    })
+}
+
+/// The path (`title`, `items[2].name`) of the first string in a JSON body that holds a NUL.
+/// A NUL can only appear in JSON as the escape `\u0000`, so bodies without it are not parsed.
+fn nul_json_field(body: &[u8]) -> Option<String> {
+    let escaped = body
+        .windows(6)
+        .any(|w| w[0] == b'\\' && w[1] == b'u' && w[2..].iter().all(|b| *b == b'0'));
+    if !escaped {
+        return None;
+    }
+    // Malformed JSON is left to the extractor, which answers 400.
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    find_nul(&value, String::new())
+}
+
+fn find_nul(value: &serde_json::Value, path: String) -> Option<String> {
+    use serde_json::Value;
+    let field = |path: &str| {
+        if path.is_empty() {
+            "body".to_owned()
+        } else {
+            path.to_owned()
+        }
+    };
+    match value {
+        Value::String(text) => text.contains('\0').then(|| field(&path)),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, item)| find_nul(item, format!("{}[{i}]", field(&path)))),
+        Value::Object(members) => members.iter().find_map(|(name, member)| {
+            if name.contains('\0') {
+                return Some(field(&path));
+            }
+            let path = if path.is_empty() {
+                name.clone()
+            } else {
+                format!("{path}.{name}")
+            };
+            find_nul(member, path)
+        }),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod input_tests {
+    use super::*;
+
+    #[test]
+    fn nul_in_json_names_the_field() {
+        assert_eq!(
+            nul_json_field(br#"{"title":"a\u0000b"}"#).as_deref(),
+            Some("title")
+        );
+        assert_eq!(
+            nul_json_field(br#"{"a":{"b":["x","\u0000"]}}"#).as_deref(),
+            Some("a.b[1]")
+        );
+        assert_eq!(
+            nul_json_field(br#"{"title":"a\\u0000"}"#),
+            None,
+            "an escaped backslash"
+        );
+        assert_eq!(nul_json_field(br#"{"title":"plain"}"#), None);
+    }
+
+    #[test]
+    fn nul_in_a_query_names_the_parameter() {
+        assert_eq!(nul_query_parameter("q=a%00b&limit=5").as_deref(), Some("q"));
+        assert_eq!(nul_query_parameter("limit=5&q=%00").as_deref(), Some("q"));
+        assert_eq!(nul_query_parameter("q=a%2500"), None);
+        assert_eq!(nul_query_parameter("q=plain"), None);
+    }
 }

@@ -81,8 +81,10 @@ pub fn start(listener: TcpListener, state: AppState) -> std::io::Result<Server> 
             .app_data(path_config.clone())
             .app_data(query_config.clone())
             // The last `wrap` is the outermost. CORS sees every response the routes, the
-            // extractors and the default service give (errors included) and sets its headers;
+            // extractors, the input guard and the default service give (errors included) and
+            // sets its headers;
             // `request_context` then renders errors as problem+json keeping those headers.
+            .wrap(from_fn(http::guard_input))
             .wrap(http::cors(&config_data))
             .wrap(from_fn(request_context))
             .configure(routes::configure)
