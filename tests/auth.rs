@@ -2,7 +2,14 @@
 //! refused client is told. Tokens are real RS256 JWTs checked against a JWKS stand-in on
 //! loopback; machine tokens against a stand-in of the Backend API verify endpoints.
 
-use std::{collections::BTreeSet, time::Duration};
+use std::{
+    collections::BTreeSet,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
 
 use resonance_api::{
     auth::{
@@ -734,6 +741,107 @@ async fn a_revoked_machine_token_stops_working_within_the_cache_ttl() {
     tokio::time::sleep(Duration::from_millis(1300)).await;
     let reply = app.get("/v1/me", "ak_soon_revoked").await;
     assert_invalid_token(&reply, "ak_soon_revoked", "revoked", "after the TTL");
+}
+
+/// One flood request: a random, well-formed API key no one issued.
+async fn random_api_key(client: &reqwest::Client, url: &str) -> Reply {
+    let token = format!("ak_{:032x}", rand::random::<u128>());
+    Reply::send(client.get(url).bearer_auth(token)).await
+}
+
+#[tokio::test]
+async fn a_flood_of_random_machine_tokens_costs_clerk_a_few_calls() {
+    // The defaults: 10 verifications a second per address, bursts of 20.
+    let app = TestApp::spawn().await;
+    let clerk = &app.clerk;
+    clerk.add_machine_token("ak_legit", "org_acme", &["tasks:read"]);
+    clerk.add_machine_token("ak_elsewhere", "org_acme", &["tasks:read"]);
+    // The legitimate key was verified (and cached) before the flood: cache hits are never
+    // limited. (A key first seen during the flood from the flooding address would wait for
+    // the bucket like any other token from there.)
+    me(&app, "ak_legit").await;
+    let before = clerk.verify_calls();
+
+    const FLOOD: usize = 5_000;
+    const AT_ONCE: usize = 32;
+    let url = app.url("/v1/me");
+    let sent = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut flood = tokio::task::JoinSet::new();
+    for _ in 0..AT_ONCE {
+        let (client, url, sent) = (app.client.clone(), url.clone(), sent.clone());
+        flood.spawn(async move {
+            let (mut unauthorized, mut limited) = (0, 0);
+            while sent.fetch_add(1, Ordering::Relaxed) < FLOOD {
+                let reply = random_api_key(&client, &url).await;
+                match reply.status {
+                    401 => unauthorized += 1,
+                    429 => {
+                        reply.assert_problem(429, "too_many_requests");
+                        let wait: u64 = (reply.header("retry-after"))
+                            .and_then(|v| v.parse().ok())
+                            .expect("429 carries Retry-After in seconds");
+                        assert!((1..=5).contains(&wait), "Retry-After {wait}");
+                        limited += 1;
+                    }
+                    other => panic!("a flood request answered {other}: {}", reply.json),
+                }
+            }
+            (unauthorized, limited)
+        });
+    }
+    // Meanwhile the cached key keeps working from the flooding address, and a key first seen
+    // from another address is verified: that address has a bucket of its own.
+    let elsewhere = reqwest::Client::builder()
+        .local_address(Some("127.0.0.2".parse().unwrap()))
+        .build()
+        .unwrap();
+    let mut legit_ok = 0;
+    while sent.load(Ordering::Relaxed) < FLOOD {
+        me(&app, "ak_legit").await;
+        legit_ok += 1;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let other = Reply::send(elsewhere.get(&url).bearer_auth("ak_elsewhere")).await;
+    assert_eq!(other.status, 200, "another address: {}", other.json);
+
+    let (mut unauthorized, mut limited) = (0, 0);
+    while let Some(counts) = flood.join_next().await {
+        let (u, l) = counts.unwrap();
+        unauthorized += u;
+        limited += l;
+    }
+    let elapsed = started.elapsed();
+    let calls = clerk.verify_calls() - before;
+    // The burst, what refilled while the flood lasted, the other address's key, some slack.
+    let allowed = 20 + (10.0 * elapsed.as_secs_f64()).ceil() as usize + 1 + 3;
+    println!(
+        "flood of {FLOOD} random API keys in {elapsed:?}: {unauthorized} × 401, {limited} × 429, \
+         {calls} Backend API calls (allowed {allowed}); the cached key answered {legit_ok} times"
+    );
+    assert_eq!(unauthorized + limited, FLOOD);
+    assert!(calls <= allowed, "{calls} Backend API calls for the flood");
+    assert_eq!(
+        unauthorized,
+        calls - 1,
+        "each 401 was one call, each 429 none"
+    );
+    assert!(legit_ok > 0);
+
+    // A refused token is refused from the cache, even from an address with an empty bucket.
+    let calls = clerk.verify_calls();
+    let unknown = "ak_never_issued";
+    let _ = app.get("/v1/me", unknown).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let first = app.get("/v1/me", unknown).await;
+    let calls_after_first = clerk.verify_calls();
+    for _ in 0..50 {
+        let again = app.get("/v1/me", unknown).await;
+        assert_invalid_token(&again, unknown, "unknown token", "cached refusal");
+    }
+    assert_invalid_token(&first, unknown, "unknown token", "refusal");
+    assert!(clerk.verify_calls() - calls <= 1);
+    assert_eq!(clerk.verify_calls(), calls_after_first);
 }
 
 /// An App with no Clerk settings at all (a fresh clone on a laptop).

@@ -17,6 +17,7 @@ use resonance_api::{
         machine::MachineVerifier,
         session::SessionVerifier,
     },
+    config::ClerkLimits,
     tenant::TokenKind,
 };
 
@@ -44,7 +45,11 @@ fn main() -> anyhow::Result<()> {
             None,
             Duration::from_secs(30),
         );
-        Ok(Authenticator::from_parts(session, machine))
+        Ok(Authenticator::from_parts(
+            session,
+            machine,
+            &ClerkLimits::default(),
+        ))
     };
     let now = chrono::Utc::now().timestamp();
     let spec = |user: usize| DevTokenSpec {
@@ -67,16 +72,16 @@ fn main() -> anyhow::Result<()> {
         let auth = authenticator()?;
         let started = Instant::now();
         for token in &tokens {
-            black_box(auth.authenticate(black_box(token)).await?);
+            black_box(auth.authenticate(black_box(token), None).await?);
         }
         let cold = started.elapsed();
 
         let auth = authenticator()?;
         let token = &tokens[0];
-        auth.authenticate(token).await?;
+        auth.authenticate(token, None).await?;
         let started = Instant::now();
         for _ in 0..CACHED_CALLS {
-            black_box(auth.authenticate(black_box(token)).await?);
+            black_box(auth.authenticate(black_box(token), None).await?);
         }
         let cached = started.elapsed();
 

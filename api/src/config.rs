@@ -50,7 +50,8 @@ pub enum StorageLocation {
 
 /// The default of `RESONANCE_BODY_LIMIT_BYTES`.
 pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
-const GIB: u64 = 1024 * 1024 * 1024;
+const MIB: u64 = 1024 * 1024;
+const GIB: u64 = 1024 * MIB;
 
 /// Every setting, as given on the command line or in the environment, each checked by its
 /// value parser as clap reads it. A blank environment variable counts as unset.
@@ -145,6 +146,25 @@ pub struct ConfigArgs {
     #[arg(long, env = "CLERK_MACHINE_TOKEN_CACHE_SECS", global = true,
           default_value_t = 30, value_parser = value_parser!(u64).range(0..=3600))]
     pub clerk_machine_token_cache_secs: u64,
+    /// Bytes the verified-token cache (session and machine tokens alike) may take; the
+    /// least recently used entries go first beyond it.
+    #[arg(long, env = "CLERK_TOKEN_CACHE_MAX_BYTES", global = true,
+          default_value_t = 16 * MIB, value_parser = value_parser!(u64).range(MIB..=16 * GIB))]
+    pub clerk_token_cache_max_bytes: u64,
+    /// Backend API verifications (cache misses of `ak_`/`mt_`/`oat_` tokens) per second
+    /// allowed to one client address; beyond it 429 with `Retry-After`.
+    #[arg(long, env = "CLERK_VERIFY_RATE_PER_IP", global = true,
+          default_value_t = 10, value_parser = value_parser!(u32).range(1..=100_000))]
+    pub clerk_verify_rate_per_ip: u32,
+    /// Backend API verifications one client address may make at once before the rate applies.
+    #[arg(long, env = "CLERK_VERIFY_BURST_PER_IP", global = true,
+          default_value_t = 20, value_parser = value_parser!(u32).range(1..=100_000))]
+    pub clerk_verify_burst_per_ip: u32,
+    /// Backend API verification calls in flight at once in this process; beyond it 503 with
+    /// `Retry-After`.
+    #[arg(long, env = "CLERK_VERIFY_MAX_IN_FLIGHT", global = true,
+          default_value_t = 32, value_parser = usize_in(1..=4096))]
+    pub clerk_verify_max_in_flight: usize,
     /// Svix signing secret (`whsec_…`) of the Clerk webhook endpoint.
     #[arg(long, env = "CLERK_WEBHOOK_SECRET", global = true, hide_env_values = true,
           value_parser = webhook_secret)]
@@ -240,6 +260,34 @@ pub struct ClerkConfig {
     pub clock_skew: Duration,
     pub machine_token_cache_ttl: Duration,
     pub webhook_secret: Option<String>,
+    pub limits: ClerkLimits,
+}
+
+/// What verifying tokens may cost: cache memory and Clerk Backend API calls.
+#[derive(Debug, Clone)]
+pub struct ClerkLimits {
+    pub token_cache_max_bytes: u64,
+    pub verify_rate_per_ip: u32,
+    pub verify_burst_per_ip: u32,
+    pub verify_max_in_flight: usize,
+}
+
+impl Default for ClerkLimits {
+    /// The defaults of the variables.
+    fn default() -> Self {
+        ClerkLimits::from(&ConfigArgs::default())
+    }
+}
+
+impl From<&ConfigArgs> for ClerkLimits {
+    fn from(args: &ConfigArgs) -> Self {
+        ClerkLimits {
+            token_cache_max_bytes: args.clerk_token_cache_max_bytes,
+            verify_rate_per_ip: args.clerk_verify_rate_per_ip,
+            verify_burst_per_ip: args.clerk_verify_burst_per_ip,
+            verify_max_in_flight: args.clerk_verify_max_in_flight,
+        }
+    }
 }
 
 /// Speech synthesis, voice samples and audio storage.
@@ -327,6 +375,7 @@ impl Config {
                 clock_skew: Duration::from_secs(args.clerk_clock_skew_secs),
                 machine_token_cache_ttl: Duration::from_secs(args.clerk_machine_token_cache_secs),
                 webhook_secret: args.clerk_webhook_secret.clone(),
+                limits: ClerkLimits::from(args),
             },
             speech: SpeechConfig {
                 provider: args.tts_provider.clone(),

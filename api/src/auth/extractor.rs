@@ -45,7 +45,10 @@ impl FromRequest for TenantContext {
             let auth = req
                 .app_data::<web::Data<Authenticator>>()
                 .ok_or_else(|| ApiError::internal("the Authenticator is not registered"))?;
-            let ctx = auth.authenticate(&token).await?;
+            // The TCP peer, never `X-Forwarded-For`: a header any client can write must not
+            // pick the bucket its Backend API verifications are counted in.
+            let client = req.peer_addr().map(|peer| peer.ip());
+            let ctx = auth.authenticate(&token, client).await?;
             // The tenant id selects rows and reaches PostgreSQL as a setting: an id no
             // organization or user could have is refused here, not failed on in the database.
             if ctx.tenant_id.is_empty() || ctx.tenant_id.chars().any(char::is_control) {

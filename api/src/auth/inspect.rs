@@ -93,7 +93,7 @@ pub async fn inspect(
             config.clerk.secret_key.clone(),
             std::time::Duration::ZERO,
         );
-        authenticator = Authenticator::from_parts(session, machine);
+        authenticator = Authenticator::from_parts(session, machine, &config.clerk.limits);
     }
     Ok(authenticator.verify_uncached(token, now).await)
 }

@@ -1,21 +1,19 @@
 //! Opaque machine tokens (`ak_…` API keys, `mt_…` M2M tokens, `oat_…` OAuth access tokens),
-//! verified by Clerk's Backend API and cached briefly.
+//! verified by Clerk's Backend API.
 //!
-//! Results (accepted and refused alike) are cached for `CLERK_MACHINE_TOKEN_CACHE_SECS`,
-//! keyed by a SHA-256 of the token: a revoked token keeps working at most that long. An
-//! accepted token is never cached past its own expiration. When the Backend API cannot
-//! answer, the request gets 503 with `Retry-After` and nothing is cached: a token is never
-//! accepted without Clerk's word.
+//! The [`Authenticator`](super::Authenticator) caches verdicts (accepted and refused alike)
+//! for `CLERK_MACHINE_TOKEN_CACHE_SECS`, keyed by a SHA-256 of the token: a revoked token
+//! keeps working at most that long, and an unknown one is refused from the cache without
+//! another call. An accepted token is never cached past its own expiration. When the Backend
+//! API cannot answer, the request gets 503 with `Retry-After` and nothing is cached: a token is
+//! never accepted without Clerk's word. Cache misses are limited per client and in total
+//! ([`limits`](super::limits)).
 
-use std::{
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::{sync::Arc, time::Duration};
 
-use moka::{Expiry, future::Cache};
 use serde::Deserialize;
 
-use super::{reject, session, token_hash, unavailable};
+use super::{Cached, Verdict, reject, session, unavailable};
 use crate::{
     error::ApiError,
     tenant::{TenantContext, TokenKind},
@@ -42,27 +40,6 @@ fn verify_path(kind: TokenKind) -> &'static str {
     }
 }
 
-/// Clerk's verdict on one token.
-#[derive(Clone)]
-enum Verdict {
-    Accepted(Arc<TenantContext>),
-    Refused(String),
-}
-
-#[derive(Clone)]
-struct Cached {
-    verdict: Verdict,
-    lifetime: Duration,
-}
-
-struct CachedExpiry;
-
-impl Expiry<[u8; 32], Cached> for CachedExpiry {
-    fn expire_after_create(&self, _: &[u8; 32], value: &Cached, _: Instant) -> Option<Duration> {
-        Some(value.lifetime)
-    }
-}
-
 /// What the verify endpoints answer for a known token.
 #[derive(Debug, Deserialize)]
 struct VerifyResponse {
@@ -86,52 +63,46 @@ pub struct MachineVerifier {
     api_url: String,
     secret_key: Option<String>,
     ttl: Duration,
-    cache: Option<Cache<[u8; 32], Cached>>,
 }
 
 impl MachineVerifier {
+    /// `ttl`: how long a verdict may be cached (`CLERK_MACHINE_TOKEN_CACHE_SECS`); zero = not
+    /// at all.
     pub fn new(
         client: reqwest::Client,
         api_url: String,
         secret_key: Option<String>,
         ttl: Duration,
     ) -> MachineVerifier {
-        let cache = (!ttl.is_zero()).then(|| {
-            Cache::builder()
-                .max_capacity(10_000)
-                .expire_after(CachedExpiry)
-                .build()
-        });
         MachineVerifier {
             client,
             api_url,
             secret_key,
             ttl,
-            cache,
         }
     }
 
+    /// Whether verdicts are cached.
+    pub(crate) fn caches(&self) -> bool {
+        !self.ttl.is_zero()
+    }
+
+    /// The secret key for the Backend API, or the 401 for a server that has none (no call is
+    /// made then).
+    pub(crate) fn secret_key(&self) -> Result<&str, ApiError> {
+        self.secret_key.as_deref().ok_or_else(|| {
+            reject("machine tokens cannot be verified: the server has no CLERK_SECRET_KEY")
+        })
+    }
+
+    /// Asks Clerk, with no cache and no limits (`token inspect`).
     pub async fn verify(&self, token: &str, kind: TokenKind) -> Result<TenantContext, ApiError> {
-        let Some(secret_key) = &self.secret_key else {
-            return Err(reject(
-                "machine tokens cannot be verified: the server has no CLERK_SECRET_KEY",
-            ));
-        };
-        let cached = match &self.cache {
-            // Concurrent requests with the same token share one Backend API call.
-            Some(cache) => cache
-                .try_get_with(token_hash(token), self.ask_clerk(token, kind, secret_key))
-                .await
-                .map_err(|e| (*e).clone())?,
-            None => self.ask_clerk(token, kind, secret_key).await?,
-        };
-        match cached.verdict {
-            Verdict::Accepted(ctx) => Ok((*ctx).clone()),
-            Verdict::Refused(why) => Err(reject(why)),
-        }
+        let secret_key = self.secret_key()?;
+        self.ask_clerk(token, kind, secret_key).await?.into_result()
     }
 
-    async fn ask_clerk(
+    /// Clerk's verdict on `token`: one Backend API call.
+    pub(crate) async fn ask_clerk(
         &self,
         token: &str,
         kind: TokenKind,

@@ -3,20 +3,27 @@
 //! - Session JWTs (and `at+jwt` OAuth access tokens, machine JWTs) are verified locally
 //!   against Clerk's JWKS ([`keys`], [`session`]); a verified token is cached by its SHA-256
 //!   until its `exp`, so repeated requests skip the RSA verification.
-//! - `ak_…`, `mt_…`, `oat_…` are verified by Clerk's Backend API ([`machine`]).
+//! - `ak_…`, `mt_…`, `oat_…` are verified by Clerk's Backend API ([`machine`]); verdicts are
+//!   cached for `CLERK_MACHINE_TOKEN_CACHE_SECS`, and cache misses are limited per client
+//!   address and in total ([`limits`]).
 //! - In development with no Clerk settings, tokens from `resonance dev token` ([`dev`]).
 //!
-//! The auth code never touches the database.
+//! Both kinds share one cache, bounded by bytes (`CLERK_TOKEN_CACHE_MAX_BYTES`): each entry
+//! weighs what it holds in memory. The auth code never touches the database.
 
 pub mod dev;
 pub mod extractor;
 pub mod inspect;
 pub mod keys;
+pub mod limits;
 pub mod machine;
 pub mod session;
 pub mod svix;
 
 use std::{
+    collections::BTreeSet,
+    mem::size_of,
+    net::IpAddr,
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -27,19 +34,18 @@ use sha2::{Digest, Sha256};
 
 use self::{
     keys::{JwksCache, KeySource},
+    limits::VerifyLimits,
     machine::MachineVerifier,
     session::{MAX_TOKEN_BYTES, SessionVerifier},
 };
 use crate::{
-    config::{ClerkConfig, Config, Environment, frontend_api_host},
+    config::{ClerkConfig, ClerkLimits, Config, Environment, frontend_api_host},
     error::{ApiError, Unauthorized},
     tenant::{TenantContext, TokenKind},
 };
 
 /// How long clients are asked to wait when Clerk cannot be reached.
 pub const RETRY_AFTER: Duration = Duration::from_secs(5);
-/// Verified session tokens kept at most (each also expires with its token).
-const TOKEN_CACHE_CAPACITY: u64 = 50_000;
 
 /// 401 `invalid_token` saying what was wrong.
 pub(crate) fn reject(description: impl Into<String>) -> ApiError {
@@ -59,25 +65,112 @@ pub(crate) fn token_hash(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
-/// A verified context and how long it may be reused.
+/// A verdict on a token: a context, or why it is refused (machine tokens only: a refused
+/// session token is not cached).
 #[derive(Clone)]
-struct CachedContext {
-    ctx: Arc<TenantContext>,
-    valid_for: Duration,
+pub(crate) enum Verdict {
+    Accepted(Arc<TenantContext>),
+    Refused(String),
 }
 
-/// An entry never outlives its token's `exp`.
-struct UntilExp;
+/// A verdict and how long it may be reused.
+#[derive(Clone)]
+pub(crate) struct Cached {
+    pub(crate) verdict: Verdict,
+    pub(crate) lifetime: Duration,
+}
 
-impl Expiry<[u8; 32], CachedContext> for UntilExp {
-    fn expire_after_create(
-        &self,
-        _: &[u8; 32],
-        value: &CachedContext,
-        _: Instant,
-    ) -> Option<Duration> {
-        Some(value.valid_for)
+impl Cached {
+    pub(crate) fn into_result(self) -> Result<TenantContext, ApiError> {
+        match self.verdict {
+            Verdict::Accepted(ctx) => Ok(Arc::unwrap_or_clone(ctx)),
+            Verdict::Refused(why) => Err(reject(why)),
+        }
     }
+}
+
+/// An entry lives as long as its verdict may be reused (never past the token's expiry).
+struct UntilStale;
+
+impl Expiry<[u8; 32], Cached> for UntilStale {
+    fn expire_after_create(&self, _: &[u8; 32], value: &Cached, _: Instant) -> Option<Duration> {
+        Some(value.lifetime)
+    }
+}
+
+/// Verified tokens by the SHA-256 of the token (collision resistant: the key decides who is
+/// authenticated, and the token itself is never stored).
+type TokenCache = Cache<[u8; 32], Cached>;
+
+fn token_cache(max_bytes: u64) -> TokenCache {
+    Cache::builder()
+        .max_capacity(max_bytes)
+        .weigher(|_, value: &Cached| entry_weight(value))
+        .expire_after(UntilStale)
+        .build()
+}
+
+/// What moka keeps per entry besides the key and value: the key's `Arc`, the value entry and
+/// its metadata, the access-order and timer-wheel nodes, the hash-table slot and frequency
+/// sketch share. Measured with a counting allocator (`api/tests/token_cache_memory.rs`).
+const CACHE_ENTRY_OVERHEAD: usize = 320;
+
+/// The bytes a heap allocation of `n` bytes takes (16-byte steps, an 8-byte header, 32 at
+/// least, as glibc's malloc does); none for `n == 0`.
+fn allocation(n: usize) -> usize {
+    if n == 0 {
+        0
+    } else {
+        (n + 8).next_multiple_of(16).max(32)
+    }
+}
+
+fn string_bytes(s: &str) -> usize {
+    allocation(s.len())
+}
+
+fn option_bytes(s: &Option<String>) -> usize {
+    s.as_ref().map_or(0, |s| allocation(s.capacity()))
+}
+
+/// A B-tree set of strings: nodes of up to 11 keys (counted as 8 on average) and each
+/// string's own allocation.
+fn set_bytes(set: &BTreeSet<String>) -> usize {
+    let node = allocation(11 * size_of::<String>() + 16);
+    set.len().div_ceil(8) * node + set.iter().map(|s| allocation(s.capacity())).sum::<usize>()
+}
+
+/// The memory one cache entry holds, approximately (within a few percent for the contexts
+/// tokens give; see the tests).
+fn entry_weight(value: &Cached) -> u32 {
+    let held = match &value.verdict {
+        Verdict::Accepted(ctx) => {
+            // The Arc's allocation (two counts and the context), then what the context owns.
+            allocation(2 * size_of::<usize>() + size_of::<TenantContext>())
+                + allocation(ctx.tenant_id.capacity())
+                + option_bytes(&ctx.user_id)
+                + option_bytes(&ctx.session_id)
+                + option_bytes(&ctx.org_role)
+                + option_bytes(&ctx.org_slug)
+                + option_bytes(&ctx.plan)
+                + option_bytes(&ctx.actor)
+                + allocation(ctx.principal.capacity())
+                + set_bytes(&ctx.permissions)
+                + set_bytes(&ctx.features)
+        }
+        Verdict::Refused(why) => string_bytes(why),
+    };
+    let total = CACHE_ENTRY_OVERHEAD + size_of::<[u8; 32]>() + size_of::<Cached>() + held;
+    u32::try_from(total).unwrap_or(u32::MAX)
+}
+
+/// How full the verified-token cache is.
+#[derive(Debug, Clone, Copy)]
+pub struct CacheUsage {
+    pub entries: u64,
+    /// The entries' weights: their approximate memory.
+    pub bytes: u64,
+    pub max_bytes: u64,
 }
 
 /// The HTTP client for Clerk: short timeouts, so an outage answers 503 quickly.
@@ -140,7 +233,9 @@ pub fn clerk_key_source(
 pub struct Authenticator {
     session: SessionVerifier,
     machine: MachineVerifier,
-    verified: Cache<[u8; 32], CachedContext>,
+    verified: TokenCache,
+    max_bytes: u64,
+    limits: VerifyLimits,
 }
 
 impl Authenticator {
@@ -191,18 +286,21 @@ impl Authenticator {
             clerk.secret_key.clone(),
             clerk.machine_token_cache_ttl,
         );
-        Ok(Authenticator::from_parts(session, machine))
+        Ok(Authenticator::from_parts(session, machine, &clerk.limits))
     }
 
-    /// An authenticator from explicit parts (benchmarks, `token inspect`).
-    pub fn from_parts(session: SessionVerifier, machine: MachineVerifier) -> Self {
+    /// An authenticator from explicit parts (benchmarks, `token inspect`, tests).
+    pub fn from_parts(
+        session: SessionVerifier,
+        machine: MachineVerifier,
+        limits: &ClerkLimits,
+    ) -> Self {
         Authenticator {
             session,
             machine,
-            verified: Cache::builder()
-                .max_capacity(TOKEN_CACHE_CAPACITY)
-                .expire_after(UntilExp)
-                .build(),
+            verified: token_cache(limits.token_cache_max_bytes),
+            max_bytes: limits.token_cache_max_bytes,
+            limits: VerifyLimits::new(limits),
         }
     }
 
@@ -211,40 +309,158 @@ impl Authenticator {
         self.session.issuer.clone()
     }
 
-    /// The context of a bearer token, or why it is refused (401, or 503 when Clerk could not
-    /// be asked).
-    pub async fn authenticate(&self, token: &str) -> Result<TenantContext, ApiError> {
+    /// The context of a bearer token sent from `client` (the TCP peer; `None` when unknown),
+    /// or why it is refused: 401; 503 when Clerk could not be asked; 429 when `client` has
+    /// used up its Backend API verifications.
+    pub async fn authenticate(
+        &self,
+        token: &str,
+        client: Option<IpAddr>,
+    ) -> Result<TenantContext, ApiError> {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(reject(format!(
                 "token is larger than {MAX_TOKEN_BYTES} bytes"
             )));
         }
-        if let Some(kind) = machine::kind_of(token) {
-            return self.machine.verify(token, kind).await;
-        }
         let key = token_hash(token);
         if let Some(hit) = self.verified.get(&key).await {
-            return Ok((*hit.ctx).clone());
+            return hit.into_result();
+        }
+        if let Some(kind) = machine::kind_of(token) {
+            return self.verify_machine(token, kind, key, client).await;
         }
         let now = chrono::Utc::now().timestamp();
         let verified = self.session.verify(token, now).await?;
         let remaining = verified.exp - now;
         let ctx = Arc::new(verified.ctx);
         if remaining > 0 {
-            let entry = CachedContext {
-                ctx: ctx.clone(),
-                valid_for: Duration::from_secs(remaining as u64),
+            let entry = Cached {
+                verdict: Verdict::Accepted(ctx.clone()),
+                lifetime: Duration::from_secs(remaining as u64),
             };
             self.verified.insert(key, entry).await;
         }
         Ok(Arc::unwrap_or_clone(ctx))
     }
 
-    /// Verifies a session JWT without the cache, as of `now` (`token inspect --at`).
+    /// A machine token the cache does not know: one Backend API call, if `client` still has
+    /// one in its bucket and a call slot is free.
+    async fn verify_machine(
+        &self,
+        token: &str,
+        kind: TokenKind,
+        key: [u8; 32],
+        client: Option<IpAddr>,
+    ) -> Result<TenantContext, ApiError> {
+        let secret_key = self.machine.secret_key()?;
+        self.limits.admit(client)?;
+        let ask = async {
+            let _slot = self.limits.call_slot()?;
+            self.machine.ask_clerk(token, kind, secret_key).await
+        };
+        let cached = if self.machine.caches() {
+            // Concurrent requests with the same token share one Backend API call.
+            (self.verified.try_get_with(key, ask).await).map_err(|e| (*e).clone())?
+        } else {
+            ask.await?
+        };
+        cached.into_result()
+    }
+
+    /// Verifies a token without the cache or limits, as of `now` (`token inspect --at`).
     pub async fn verify_uncached(&self, token: &str, now: i64) -> Result<TenantContext, ApiError> {
         if let Some(kind) = machine::kind_of(token) {
             return self.machine.verify(token, kind).await;
         }
         Ok(self.session.verify(token, now).await?.ctx)
+    }
+
+    /// The verified-token cache's size, after its pending evictions.
+    pub async fn cache_usage(&self) -> CacheUsage {
+        self.verified.run_pending_tasks().await;
+        CacheUsage {
+            entries: self.verified.entry_count(),
+            bytes: self.verified.weighted_size(),
+            max_bytes: self.max_bytes,
+        }
+    }
+
+    /// Client addresses whose verification bucket is being tracked.
+    pub fn tracked_clients(&self) -> usize {
+        self.limits.tracked_clients()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tenant::{TenantKind, permissions};
+
+    /// What a v2 session token of an organization member gives.
+    fn member(i: u32) -> TenantContext {
+        TenantContext {
+            tenant_id: format!("org_2x{i:024}"),
+            tenant_kind: TenantKind::Organization,
+            user_id: Some(format!("user_2y{i:024}")),
+            session_id: Some(format!("sess_2z{i:024}")),
+            org_role: Some("member".into()),
+            org_slug: Some(format!("workspace-{i}")),
+            permissions: permissions::role_defaults("member"),
+            plan: Some("o:free_org".into()),
+            features: ["o:tasks".to_owned(), "o:projects".to_owned()].into(),
+            actor: None,
+            token_kind: TokenKind::SessionToken,
+            principal: format!("user_2y{i:024}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_cache_stays_within_its_byte_budget() {
+        let budget = ClerkLimits::default().token_cache_max_bytes;
+        assert_eq!(budget, 16 * 1024 * 1024);
+        let cache = token_cache(budget);
+        let mut offered = 0u64;
+        for i in 0..100_000u32 {
+            // Mostly accepted session tokens, some refused machine tokens.
+            let verdict = if i % 10 == 0 {
+                Verdict::Refused("unknown token".into())
+            } else {
+                Verdict::Accepted(Arc::new(member(i)))
+            };
+            let entry = Cached {
+                verdict,
+                lifetime: Duration::from_secs(300),
+            };
+            offered += u64::from(entry_weight(&entry));
+            cache.insert(token_hash(&format!("token-{i}")), entry).await;
+        }
+        cache.run_pending_tasks().await;
+        let (entries, bytes) = (cache.entry_count(), cache.weighted_size());
+        println!(
+            "100000 entries offered weighing {offered} B; kept {entries} weighing {bytes} B (budget {budget} B)"
+        );
+        assert!(
+            offered > 4 * budget,
+            "the test offers several budgets' worth"
+        );
+        assert!(bytes <= budget, "{bytes} B cached for a {budget} B budget");
+        assert!(bytes >= budget / 2, "the budget is used: {bytes} B");
+        assert!(entries < 100_000);
+    }
+
+    #[test]
+    fn an_entry_weighs_its_strings_and_sets() {
+        let small = Cached {
+            verdict: Verdict::Refused("unknown token".into()),
+            lifetime: Duration::from_secs(1),
+        };
+        let member = Cached {
+            verdict: Verdict::Accepted(Arc::new(member(1))),
+            lifetime: Duration::from_secs(1),
+        };
+        let (small, member) = (entry_weight(&small), entry_weight(&member));
+        assert!(small < 500, "{small}");
+        // A member's context: about a dozen strings and two sets.
+        assert!((1_000..3_000).contains(&member), "{member}");
     }
 }
