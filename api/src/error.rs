@@ -92,6 +92,10 @@ pub enum ApiError {
         detail: String,
         retry_after: Option<Duration>,
     },
+    /// The database cannot be reached or is not accepting work right now (see
+    /// [`database_unavailable`]): worth retrying. `cause` is logged, never sent.
+    #[error("the database is unavailable")]
+    DatabaseUnavailable { cause: String },
     /// Our own fault. The message is logged, never sent.
     #[error("internal error: {0}")]
     Internal(String),
@@ -154,7 +158,9 @@ impl ApiError {
             ApiError::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::BadGateway { .. } => StatusCode::BAD_GATEWAY,
-            ApiError::ServiceUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::ServiceUnavailable { .. } | ApiError::DatabaseUnavailable { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
         }
@@ -176,6 +182,7 @@ impl ApiError {
             ApiError::TooManyRequests { .. } => "too_many_requests",
             ApiError::BadGateway { .. } => "upstream_failed",
             ApiError::ServiceUnavailable { .. } => "service_unavailable",
+            ApiError::DatabaseUnavailable { .. } => "database_unavailable",
             ApiError::Internal(_) => "internal_error",
             ApiError::HeadersTooLarge { .. } => "request_headers_too_large",
         }
@@ -186,6 +193,10 @@ impl ApiError {
         match self {
             ApiError::Internal(_) => {
                 "the server failed to handle this request; quote the request id when reporting it"
+                    .into()
+            }
+            ApiError::DatabaseUnavailable { .. } => {
+                "the service cannot reach its database right now; retry after the Retry-After delay"
                     .into()
             }
             ApiError::Forbidden { detail, .. } => detail.clone(),
@@ -216,8 +227,14 @@ impl ApiError {
 /// Renders an error as problem+json with the headers its status calls for.
 /// `resource_metadata` is the RFC 9728 metadata URL named in `WWW-Authenticate`.
 pub fn render_problem(err: &ApiError, request_id: &str, resource_metadata: &str) -> HttpResponse {
-    if let ApiError::Internal(message) = err {
-        tracing::error!(request_id, error = %message, "internal error");
+    match err {
+        ApiError::Internal(message) => {
+            tracing::error!(request_id, error = %message, "internal error")
+        }
+        ApiError::DatabaseUnavailable { cause } => {
+            tracing::warn!(request_id, error = %cause, "database unavailable")
+        }
+        _ => {}
     }
     let mut response = HttpResponse::build(err.status());
     response.insert_header((header::CONTENT_TYPE, PROBLEM_JSON));
@@ -242,6 +259,12 @@ pub fn render_problem(err: &ApiError, request_id: &str, resource_metadata: &str)
                 retry_after.as_secs().max(1).to_string(),
             ));
         }
+        ApiError::DatabaseUnavailable { .. } => {
+            response.insert_header((
+                header::RETRY_AFTER,
+                DATABASE_RETRY_AFTER.as_secs().to_string(),
+            ));
+        }
         ApiError::RangeNotSatisfiable { size } => {
             response.insert_header((header::CONTENT_RANGE, format!("bytes */{size}")));
         }
@@ -262,10 +285,77 @@ impl ResponseError for ApiError {
     }
 }
 
+/// How long a client should wait before retrying a `database_unavailable` answer: long enough
+/// for a pool to reconnect or a failover to finish, short enough not to stall a client.
+pub const DATABASE_RETRY_AFTER: Duration = Duration::from_secs(2);
+
+/// Every database error a request meets becomes an `ApiError` here: a transient failure of
+/// the database or of the way to it ([`database_unavailable`]) is a 503 the client may retry,
+/// anything else (a syntax error, a constraint we did not expect, a decoding error) is our
+/// defect, a 500.
 impl From<sea_orm::DbErr> for ApiError {
     fn from(err: sea_orm::DbErr) -> Self {
-        ApiError::Internal(format!("database: {err}"))
+        if database_unavailable(&err) {
+            ApiError::DatabaseUnavailable {
+                cause: format!("database: {err}"),
+            }
+        } else {
+            ApiError::Internal(format!("database: {err}"))
+        }
     }
+}
+
+/// Whether `err` says the database is unreachable or not accepting work right now, rather
+/// than that the statement or our code is wrong:
+/// - no connection could be had: the pool's acquire timed out (sqlx `PoolTimedOut`, which is
+///   also what a refused or failing connect ends in) or the pool is closed;
+/// - the connection failed under us: any I/O error (refused, reset, broken pipe, EOF), or
+///   it was closed while being opened (see [`closed_during_handshake`]);
+/// - the server refused or ended the session: SQLSTATE class `08` (connection exception),
+///   `57P01` admin_shutdown, `57P02` crash_shutdown, `57P03` cannot_connect_now (starting
+///   up or shutting down), `53300` too_many_connections.
+pub fn database_unavailable(err: &sea_orm::DbErr) -> bool {
+    use sea_orm::{DbErr, RuntimeErr};
+    match err {
+        DbErr::ConnectionAcquire(_) => true,
+        DbErr::Conn(RuntimeErr::SqlxError(e))
+        | DbErr::Exec(RuntimeErr::SqlxError(e))
+        | DbErr::Query(RuntimeErr::SqlxError(e)) => sqlx_unavailable(e),
+        _ => false,
+    }
+}
+
+/// [`database_unavailable`] for a sqlx error.
+pub fn sqlx_unavailable(err: &sea_orm::sqlx::Error) -> bool {
+    use sea_orm::sqlx::Error;
+    match err {
+        Error::PoolTimedOut | Error::PoolClosed => true,
+        Error::Protocol(message) => closed_during_handshake(message),
+        other => connection_lost(other),
+    }
+}
+
+/// sqlx's report of a connection closed by the other end as soon as it was opened, before
+/// PostgreSQL's first answer: it reads the one-byte answer to its `SSLRequest` without
+/// checking for end of file, and reports the zero byte it finds as a protocol error. That is
+/// what a TCP proxy or load balancer in front of a database that is down does.
+fn closed_during_handshake(message: &str) -> bool {
+    message.starts_with("unexpected response from SSLRequest: 0x00")
+}
+
+/// Whether `err` means the connection it happened on is unusable (the server went away, was
+/// restarted, or ended the session), so the same work may succeed on a new connection.
+pub fn connection_lost(err: &sea_orm::sqlx::Error) -> bool {
+    use sea_orm::sqlx::Error;
+    match err {
+        Error::Io(_) => true,
+        Error::Database(db) => db.code().is_some_and(|code| unavailable_sqlstate(&code)),
+        _ => false,
+    }
+}
+
+fn unavailable_sqlstate(code: &str) -> bool {
+    code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "53300")
 }
 
 impl From<sea_orm::TransactionError<ApiError>> for ApiError {
@@ -280,5 +370,164 @@ impl From<sea_orm::TransactionError<ApiError>> for ApiError {
 impl From<Vec<FieldError>> for ApiError {
     fn from(errors: Vec<FieldError>) -> Self {
         ApiError::Validation(errors)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{borrow::Cow, io, sync::Arc};
+
+    use sea_orm::{
+        ConnAcquireErr, DbErr, RuntimeErr,
+        sqlx::{self, error::DatabaseError},
+    };
+
+    use super::*;
+
+    /// A server error with a SQLSTATE, as PostgreSQL reports it.
+    #[derive(Debug, thiserror::Error)]
+    #[error("{message}")]
+    struct ServerError {
+        code: &'static str,
+        message: &'static str,
+    }
+
+    impl DatabaseError for ServerError {
+        fn message(&self) -> &str {
+            self.message
+        }
+        fn code(&self) -> Option<Cow<'_, str>> {
+            Some(Cow::Borrowed(self.code))
+        }
+        fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+            self
+        }
+        fn kind(&self) -> sqlx::error::ErrorKind {
+            match self.code {
+                "23505" => sqlx::error::ErrorKind::UniqueViolation,
+                _ => sqlx::error::ErrorKind::Other,
+            }
+        }
+    }
+
+    fn server(code: &'static str) -> sqlx::Error {
+        sqlx::Error::Database(Box::new(ServerError {
+            code,
+            message: "message from the server",
+        }))
+    }
+
+    fn io(kind: io::ErrorKind) -> sqlx::Error {
+        sqlx::Error::Io(io::Error::new(kind, "socket"))
+    }
+
+    /// The three ways sea-orm wraps a sqlx error.
+    fn wrapped(make: impl Fn() -> sqlx::Error) -> [DbErr; 3] {
+        [
+            DbErr::Conn(RuntimeErr::SqlxError(Arc::new(make()))),
+            DbErr::Exec(RuntimeErr::SqlxError(Arc::new(make()))),
+            DbErr::Query(RuntimeErr::SqlxError(Arc::new(make()))),
+        ]
+    }
+
+    fn api(err: DbErr) -> ApiError {
+        ApiError::from(err)
+    }
+
+    #[test]
+    fn transient_failures_are_503_database_unavailable() {
+        let transient: Vec<Box<dyn Fn() -> sqlx::Error>> = vec![
+            Box::new(|| io(io::ErrorKind::ConnectionRefused)),
+            Box::new(|| io(io::ErrorKind::ConnectionReset)),
+            Box::new(|| io(io::ErrorKind::BrokenPipe)),
+            Box::new(|| io(io::ErrorKind::UnexpectedEof)),
+            Box::new(|| sqlx::Error::PoolTimedOut),
+            Box::new(|| sqlx::Error::PoolClosed),
+            Box::new(|| server("57P01")), // admin_shutdown
+            Box::new(|| server("57P02")), // crash_shutdown
+            Box::new(|| server("57P03")), // cannot_connect_now: starting up
+            Box::new(|| server("08006")), // connection_failure
+            Box::new(|| server("08001")), // sqlclient_unable_to_establish_sqlconnection
+            Box::new(|| server("08003")), // connection_does_not_exist
+            Box::new(|| server("53300")), // too_many_connections
+            Box::new(|| {
+                let eof =
+                    "unexpected response from SSLRequest: 0x00 (sqlx_postgres::connection::tls:95)";
+                sqlx::Error::Protocol(eof.into())
+            }),
+        ];
+        for make in &transient {
+            for err in wrapped(make) {
+                let shown = err.to_string();
+                let api = api(err);
+                assert_eq!(api.status(), StatusCode::SERVICE_UNAVAILABLE, "{shown}");
+                assert_eq!(api.code(), "database_unavailable", "{shown}");
+            }
+        }
+        for acquire in [ConnAcquireErr::Timeout, ConnAcquireErr::ConnectionClosed] {
+            let api = api(DbErr::ConnectionAcquire(acquire));
+            assert_eq!(api.code(), "database_unavailable");
+        }
+    }
+
+    #[test]
+    fn defects_stay_500() {
+        let defects: Vec<Box<dyn Fn() -> sqlx::Error>> = vec![
+            Box::new(|| server("42601")), // syntax_error
+            Box::new(|| server("23505")), // unique_violation we did not expect
+            Box::new(|| server("42501")), // insufficient_privilege (e.g. a row-level security refusal)
+            Box::new(|| server("22P02")), // invalid_text_representation
+            Box::new(|| sqlx::Error::RowNotFound),
+            Box::new(|| sqlx::Error::ColumnNotFound("title".into())),
+            Box::new(|| sqlx::Error::Protocol("unexpected message".into())),
+        ];
+        for make in &defects {
+            for err in wrapped(make) {
+                let shown = err.to_string();
+                let api = api(err);
+                assert_eq!(api.status(), StatusCode::INTERNAL_SERVER_ERROR, "{shown}");
+                assert_eq!(api.code(), "internal_error", "{shown}");
+            }
+        }
+        for err in [
+            DbErr::Custom("oops".into()),
+            DbErr::Type("not a number".into()),
+            DbErr::Conn(RuntimeErr::Internal("lazy pool did not complete".into())),
+            DbErr::RecordNotFound("task".into()),
+        ] {
+            assert_eq!(api(err).code(), "internal_error");
+        }
+    }
+
+    #[test]
+    fn only_a_lost_connection_is_worth_a_new_connection() {
+        assert!(connection_lost(&io(io::ErrorKind::UnexpectedEof)));
+        assert!(connection_lost(&server("57P01")));
+        // The pool had no connection to give: a new one would wait the same.
+        assert!(!connection_lost(&sqlx::Error::PoolTimedOut));
+        assert!(!connection_lost(&server("42601")));
+    }
+
+    #[test]
+    fn database_unavailable_says_nothing_internal_and_asks_for_a_retry() {
+        let refused = io(io::ErrorKind::ConnectionRefused);
+        let err = api(DbErr::Conn(RuntimeErr::SqlxError(Arc::new(refused))));
+        let response = render_problem(&err, "req-1", "/meta");
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            response.headers().get(header::RETRY_AFTER).unwrap(),
+            DATABASE_RETRY_AFTER.as_secs().to_string().as_str()
+        );
+        let problem = err.problem("req-1");
+        assert_eq!(problem.code, "database_unavailable");
+        assert_eq!(problem.problem_type, "/problems/database_unavailable");
+        assert!(!problem.detail.contains("socket"), "{}", problem.detail);
+        assert!(!problem.detail.contains("sqlx"), "{}", problem.detail);
     }
 }

@@ -15,10 +15,11 @@ use crate::{
     shutdown::{self, Drain},
     speech::Speech,
     state::AppState,
-    tenant::TenantRegistry,
+    tenant::{self, TenantRegistry},
 };
 
-/// Connects to the database, applies or checks migrations, and sets up authentication.
+/// Connects to the database, applies or checks migrations, audits row-level security (see
+/// [`tenant::audit`]), and sets up authentication.
 ///
 /// Development applies pending migrations at start. Production never changes the schema on
 /// its own: it refuses to start while migrations are pending, and the operator runs
@@ -47,6 +48,7 @@ pub async fn prepare(config: Config) -> anyhow::Result<AppState> {
     let db = db::connect(&config.database_url, &config.db)
         .await
         .context("cannot connect to the database")?;
+    tenant::audit::check_at_start(&db, !config.is_development()).await?;
     Ok(AppState {
         config: Arc::new(config),
         tenants: TenantRegistry::new(db.clone()),

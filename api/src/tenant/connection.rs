@@ -10,10 +10,14 @@ use sea_orm::{
     ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, ExecResult,
     QueryResult, RuntimeErr, Statement, TransactionTrait,
     sea_query::Values,
-    sqlx::{self, Executor, Postgres},
+    sqlx::{
+        self, Connection, Executor, PgPool, Postgres, SqlSafeStr, SqlStr, pool::PoolConnection,
+    },
 };
 use sea_query_sqlx::SqlxValues;
 use tokio::sync::Mutex;
+
+use crate::error::connection_lost;
 
 /// One request's open transaction. Dropping it rolls the work back.
 pub(super) enum RequestTransaction {
@@ -26,25 +30,40 @@ pub(super) enum RequestTransaction {
 impl RequestTransaction {
     /// Opens a transaction in which only `tenant_id`'s rows are visible (on PostgreSQL;
     /// `None`: no tenant's rows, only rows that belong to no tenant).
+    ///
+    /// On PostgreSQL a `BEGIN` that fails because its pooled connection was dead (the server
+    /// restarted, or something between us dropped the connection while it sat idle) is
+    /// retried once, on a connection that answers (see [`live_connection`]). Nothing has run
+    /// in the transaction yet, so the retry is safe; statements inside a transaction are
+    /// never retried. The first attempt is the plain `begin`, so the retry costs nothing
+    /// while connections are healthy.
     pub async fn begin(db: &DatabaseConnection, tenant_id: Option<&str>) -> Result<Self, DbErr> {
         if db.get_database_backend() != DbBackend::Postgres {
             return Ok(Self::Orm(db.begin().await?));
         }
         let pool = db.get_postgres_connection_pool();
-        let txn = match tenant_id {
-            // A simple-protocol message takes no parameters, so the tenant id goes in as a
-            // quoted literal; the transaction-local setting ends with the transaction.
-            Some(tenant_id) => {
-                let begin = format!(
-                    "BEGIN; SELECT set_config('app.tenant_id', {}, true)",
-                    quote_literal(tenant_id)?
-                );
-                pool.begin_with(sqlx::AssertSqlSafe(begin)).await
-            }
+        // A simple-protocol message takes no parameters, so the tenant id goes in as a
+        // quoted literal; the transaction-local setting ends with the transaction.
+        let begin = |tenant_id: &str| -> Result<SqlStr, DbErr> {
+            let sql = format!(
+                "BEGIN; SELECT set_config('app.tenant_id', {}, true)",
+                quote_literal(tenant_id)?
+            );
+            Ok(sqlx::AssertSqlSafe(sql).into_sql_str())
+        };
+        let first = match tenant_id {
+            Some(tenant_id) => pool.begin_with(begin(tenant_id)?).await,
             None => pool.begin().await,
         };
-        let txn = txn.map_err(|e| DbErr::Conn(RuntimeErr::SqlxError(e.into())))?;
-        Ok(Self::Postgres(Mutex::new(txn)))
+        let txn = match first {
+            Err(err) if connection_lost(&err) => {
+                tracing::info!(error = %err, "BEGIN failed on a dead pooled connection; retrying once");
+                let conn = live_connection(pool).await.map_err(conn_err)?;
+                sqlx::Transaction::begin(conn, tenant_id.map(begin).transpose()?).await
+            }
+            other => other,
+        };
+        Ok(Self::Postgres(Mutex::new(txn.map_err(conn_err)?)))
     }
 
     pub async fn commit(self) -> Result<(), DbErr> {
@@ -72,6 +91,31 @@ fn quote_literal(value: &str) -> Result<String, DbErr> {
     }
     quoted.push('\'');
     Ok(quoted)
+}
+
+/// A pooled connection that answers a ping. After a database restart every idle connection
+/// of the pool may be as dead as the one that just failed; each one met is closed (not
+/// returned) until a live one, or a newly opened one, turns up. Bounded by the pool's size.
+async fn live_connection(pool: &PgPool) -> Result<PoolConnection<Postgres>, sqlx::Error> {
+    let mut attempts = pool.size() + 1;
+    loop {
+        let mut conn = pool.acquire().await?;
+        match conn.ping().await {
+            Ok(()) => return Ok(conn),
+            Err(err) if connection_lost(&err) && attempts > 1 => {
+                conn.close_on_drop();
+                attempts -= 1;
+            }
+            Err(err) => {
+                conn.close_on_drop();
+                return Err(err);
+            }
+        }
+    }
+}
+
+fn conn_err(err: sqlx::Error) -> DbErr {
+    DbErr::Conn(RuntimeErr::SqlxError(err.into()))
 }
 
 fn exec_err(err: sqlx::Error) -> DbErr {

@@ -2,6 +2,7 @@
 //! doors to tenant data: the [`TenantRegistry`], which opens the tenant-scoped handle
 //! ([`ScopedDb`]) for requests and the system handle ([`TenantAdmin`]) for directory sync.
 
+pub mod audit;
 mod connection;
 pub mod context;
 pub mod directory_sync;
