@@ -258,9 +258,23 @@ impl ResponseError for ApiError {
     }
 }
 
+/// How long clients are asked to wait when the database cannot be reached.
+pub const DATABASE_RETRY_AFTER: Duration = Duration::from_secs(5);
+
 impl From<sea_orm::DbErr> for ApiError {
+    /// No connection to the database (none free in time, or it cannot be opened) is a
+    /// temporary outage: 503 with `Retry-After`. Anything else is our fault: 500.
     fn from(err: sea_orm::DbErr) -> Self {
-        ApiError::Internal(format!("database: {err}"))
+        match err {
+            sea_orm::DbErr::ConnectionAcquire(_) | sea_orm::DbErr::Conn(_) => {
+                tracing::warn!(error = %err, "database unreachable");
+                ApiError::ServiceUnavailable {
+                    detail: "the database is unreachable; retry shortly".into(),
+                    retry_after: Some(DATABASE_RETRY_AFTER),
+                }
+            }
+            err => ApiError::Internal(format!("database: {err}")),
+        }
     }
 }
 
