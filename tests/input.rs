@@ -3,7 +3,7 @@
 
 use resonance_tests::{
     Reply, TestApp,
-    fixtures::{admin, create_project, create_task, id},
+    fixtures::{admin, create_project, create_task, form, id, post_form, wav},
 };
 use serde_json::{Value, json};
 
@@ -119,6 +119,36 @@ async fn every_string_input_with_a_nul_is_a_422_naming_it_and_changes_nothing() 
         [400, 404].contains(&reply.status),
         "a NUL in a path: {}",
         reply.status
+    );
+}
+
+#[tokio::test]
+async fn a_nul_in_any_text_field_of_the_voice_form_is_a_422_naming_it() {
+    let app = TestApp::spawn().await;
+    let token = app.token(admin("org_nul_form"));
+    let sample = wav(16_000, 2.0);
+    let valid = [
+        ("name", "Narrator"),
+        ("description", "Warm"),
+        ("category", "narration"),
+        ("language", "en-US"),
+        ("gender", "female"),
+    ];
+    for (field, _) in valid {
+        let fields: Vec<(&str, &str)> = valid
+            .iter()
+            .map(|(name, value)| (*name, if *name == field { "a\0b" } else { *value }))
+            .collect();
+        let body = form(&fields, Some(("s.wav", "audio/wav", &sample)));
+        let reply = post_form(&app, &token, body).await;
+        let problem = reply.assert_problem(422, "validation_failed");
+        assert_eq!(problem["errors"][0]["field"], field);
+    }
+    let voices = app.get("/v1/voices?variant=custom", &token).await.json;
+    assert_eq!(
+        voices["data"].as_array().unwrap().len(),
+        0,
+        "nothing stored"
     );
 }
 

@@ -42,3 +42,69 @@ async fn docs_work_offline_from_vendored_assets() {
         assert!(reply.bytes.len() > 10_000, "{asset} is the real asset");
     }
 }
+
+/// Every creation links to the operations on what it created (the stateful fuzzer follows
+/// these), and each link names an operation of the document by `operationId`.
+#[tokio::test]
+async fn creations_link_to_the_operations_on_the_created_resource() {
+    let document: serde_json::Value =
+        serde_json::from_str(&resonance_api::openapi::document_json()).unwrap();
+    let mut operation_ids = std::collections::BTreeSet::new();
+    let mut links = vec![];
+    for item in document["paths"].as_object().unwrap().values() {
+        for operation in item.as_object().unwrap().values() {
+            operation_ids.insert(operation["operationId"].as_str().unwrap().to_owned());
+            for (status, response) in operation["responses"].as_object().unwrap() {
+                for link in response["links"]
+                    .as_object()
+                    .into_iter()
+                    .flat_map(|l| l.values())
+                {
+                    links.push((
+                        operation["operationId"].clone(),
+                        status.clone(),
+                        link.clone(),
+                    ));
+                }
+            }
+        }
+    }
+    for (source, status, link) in &links {
+        let target = link["operationId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{link}"));
+        assert!(
+            operation_ids.contains(target),
+            "{source} {status} → {target}"
+        );
+        assert!(link["parameters"]["id"].is_string(), "{link}");
+    }
+    for (create, target) in [
+        ("createProject", "deleteProject"),
+        ("createTask", "updateTask"),
+        ("createVoice", "getVoice"),
+        ("createGeneration", "getGeneration"),
+    ] {
+        assert!(
+            links.iter().any(|(s, status, l)| s == create
+                && status == "201"
+                && l["operationId"] == target
+                && l["parameters"]["id"] == "$response.body#/id"),
+            "{create} → {target}"
+        );
+    }
+}
+
+/// Texts that must not be blank say so with the one pattern the server's trimming agrees with.
+#[tokio::test]
+async fn not_blank_texts_share_one_pattern() {
+    let json = resonance_api::openapi::document_json();
+    let pattern = serde_json::to_string(resonance_api::rest::NOT_BLANK_PATTERN).unwrap();
+    assert!(json.matches(&pattern).count() >= 6, "{pattern}");
+    assert!(
+        !json.contains(r#""pattern": "\\S""#),
+        "a bare \\S reads differently per dialect"
+    );
+    let language = serde_json::to_string(resonance_api::rest::LANGUAGE_PATTERN).unwrap();
+    assert_eq!(json.matches(&language).count(), 3, "{language}");
+}

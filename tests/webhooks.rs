@@ -132,8 +132,16 @@ async fn one_good_signature_among_several_is_enough() {
 async fn stale_and_future_timestamps_are_rejected() {
     let app = spawn_with_webhooks().await;
     let body = organization("organization.created", "org_t", "T", 2_000).to_string();
-    // Future by a margin: a slow request must not slide it back into tolerance.
-    for ts in [now() - 301, now() + 330, now() - 3600, 0] {
+    // Future by a margin: a slow request must not slide it back into tolerance. The extremes
+    // of i64 are well-formed too (found by schemathesis: `now - i64::MIN` overflowed).
+    for ts in [
+        now() - 301,
+        now() + 330,
+        now() - 3600,
+        0,
+        i64::MIN,
+        i64::MAX,
+    ] {
         let reply = post_raw(
             &app,
             &[

@@ -42,6 +42,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
     }
     BearerAuth.modify(&mut document);
     SharedErrors.modify(&mut document);
+    ResourceLinks.modify(&mut document);
     document
 }
 
@@ -67,32 +68,45 @@ impl Modify for BearerAuth {
 
 /// Answers documented once here rather than on every handler, because the middleware,
 /// extractors and shared helpers (`rest`) produce them the same way for every endpoint: 400,
-/// 413, 415, 401 and 500 everywhere they can occur; 422 wherever a body or query is validated;
-/// 404 for an `{id}`; 412 with `If-Match`; 304 with `If-None-Match`. A handler that documents
-/// one of these itself (with a more specific description) keeps its own.
+/// 413, 415, 401 (with `WWW-Authenticate`) and 500 everywhere they can occur; 503 with
+/// `Retry-After` wherever a token is verified or the database is used; 422 wherever a body or
+/// query is validated; 404 for an `{id}`; 412 with `If-Match`; 304 (with the `ETag`) with
+/// `If-None-Match`. A handler that documents one of these itself (with a more specific
+/// description) keeps its own.
 struct SharedErrors;
 
 impl Modify for SharedErrors {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         use utoipa::openapi::{
             Content, Ref, ResponseBuilder,
+            header::HeaderBuilder,
             path::{Operation, ParameterIn, PathItem},
         };
-        let problem = |description: &str| {
-            ResponseBuilder::new()
-                .description(description)
-                .content(
-                    crate::error::PROBLEM_JSON,
-                    Content::new(Some(Ref::from_schema_name("ProblemDetails"))),
-                )
+        let header = |description: &str, schema: utoipa::openapi::Object| {
+            HeaderBuilder::new()
+                .schema(schema)
+                .description(Some(description))
                 .build()
+        };
+        let text = || utoipa::openapi::Object::with_type(utoipa::openapi::Type::String);
+        let seconds = || {
+            utoipa::openapi::ObjectBuilder::new()
+                .schema_type(utoipa::openapi::Type::Integer)
+                .minimum(Some(1))
+                .build()
+        };
+        let problem = |description: &str| {
+            ResponseBuilder::new().description(description).content(
+                crate::error::PROBLEM_JSON,
+                Content::new(Some(Ref::from_schema_name("ProblemDetails"))),
+            )
         };
         let add = |operation: &mut Operation, status: &str, description: &str| {
             operation
                 .responses
                 .responses
                 .entry(status.to_owned())
-                .or_insert_with(|| problem(description).into());
+                .or_insert_with(|| problem(description).build().into());
         };
         for item in openapi.paths.paths.values_mut() {
             let PathItem {
@@ -145,6 +159,7 @@ impl Modify for SharedErrors {
                         .or_insert_with(|| {
                             ResponseBuilder::new()
                                 .description("Not modified: unchanged since the If-None-Match ETag")
+                                .header("ETag", header("The current ETag (the one sent)", text()))
                                 .build()
                                 .into()
                         });
@@ -154,8 +169,45 @@ impl Modify for SharedErrors {
                     add(operation, "415", "Unsupported content type");
                 }
                 if operation.security.is_some() {
-                    add(operation, "401", "Missing or invalid token");
+                    operation
+                        .responses
+                        .responses
+                        .entry("401".to_owned())
+                        .or_insert_with(|| {
+                            problem("Missing or invalid token")
+                                .header(
+                                    "WWW-Authenticate",
+                                    header(
+                                        "`Bearer` with `error`, `error_description` and the \
+                                         `resource_metadata` URL (RFC 6750, RFC 9728)",
+                                        text(),
+                                    ),
+                                )
+                                .build()
+                                .into()
+                        });
+                    operation
+                        .responses
+                        .responses
+                        .entry("503".to_owned())
+                        .or_insert_with(|| {
+                            problem(
+                                "Temporarily unavailable: the token could not be verified \
+                                 (Clerk unreachable) or the database is unreachable",
+                            )
+                            .header(
+                                "Retry-After",
+                                header("Seconds to wait before retrying", seconds()),
+                            )
+                            .build()
+                            .into()
+                        });
                 }
+                add(
+                    operation,
+                    "431",
+                    "Request line and headers larger than 16 KiB together",
+                );
                 add(operation, "500", "Server fault; quote the request id");
             }
         }
@@ -164,9 +216,104 @@ impl Modify for SharedErrors {
 
 /// The document as pretty JSON with a trailing newline, exactly as committed.
 pub fn document_json() -> String {
-    let mut json = document()
+    let json = document()
         .to_pretty_json()
         .expect("the OpenAPI document serialises");
+    // utoipa 5.5 serialises a Link's `operationId` as `operation_id`; a link's operation id is
+    // the only string-valued `operation_id` key in the document (a schema property of that
+    // name would map to an object).
+    let mut json = json.replace("\"operation_id\": \"", "\"operationId\": \"");
     json.push('\n');
     json
+}
+
+/// OpenAPI links from the answers that name a resource (its creation's 201, its update's 200)
+/// to the operations on that resource, so clients and the stateful fuzzer know where an `id`
+/// and an `ETag` go next. Declared here, by operation id, in one table.
+struct ResourceLinks;
+
+impl ResourceLinks {
+    /// (operation, status it answers with the resource, id expression, the operations on it)
+    const LINKS: &'static [(
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static [&'static str],
+    )] = &[
+        ("createProject", "201", "$response.body#/id", PROJECT),
+        ("updateProject", "200", "$request.path.id", PROJECT),
+        ("createTask", "201", "$response.body#/id", TASK),
+        ("updateTask", "200", "$request.path.id", TASK),
+        ("createVoice", "201", "$response.body#/id", VOICE),
+        ("updateVoice", "200", "$request.path.id", VOICE),
+        ("createGeneration", "201", "$response.body#/id", GENERATION),
+    ];
+}
+
+const PROJECT: &[&str] = &["getProject", "updateProject", "deleteProject"];
+const TASK: &[&str] = &["getTask", "updateTask", "deleteTask"];
+const VOICE: &[&str] = &["getVoice", "updateVoice", "deleteVoice", "getVoiceSample"];
+const GENERATION: &[&str] = &["getGeneration", "deleteGeneration", "getGenerationAudio"];
+
+impl Modify for ResourceLinks {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{RefOr, link::LinkBuilder, path::PathItem};
+        fn operations(item: &mut PathItem) -> Vec<&mut utoipa::openapi::path::Operation> {
+            let PathItem {
+                get,
+                put,
+                post,
+                delete,
+                patch,
+                ..
+            } = item;
+            [get, put, post, delete, patch]
+                .into_iter()
+                .flatten()
+                .collect()
+        }
+        // Which targets take If-Match (from the document itself).
+        let mut takes_if_match = std::collections::BTreeSet::new();
+        for item in openapi.paths.paths.values_mut() {
+            for operation in operations(item) {
+                if operation
+                    .parameters
+                    .iter()
+                    .flatten()
+                    .any(|p| p.name == "If-Match")
+                    && let Some(id) = &operation.operation_id
+                {
+                    takes_if_match.insert(id.clone());
+                }
+            }
+        }
+        for item in openapi.paths.paths.values_mut() {
+            for operation in operations(item) {
+                let Some(source) = operation.operation_id.clone() else {
+                    continue;
+                };
+                for (_, status, id, targets) in Self::LINKS.iter().filter(|l| l.0 == source) {
+                    let Some(RefOr::T(response)) = operation.responses.responses.get_mut(*status)
+                    else {
+                        panic!("{source} documents no {status} response to link from");
+                    };
+                    let sends_etag = response.headers.contains_key("ETag");
+                    for target in *targets {
+                        let mut link = LinkBuilder::new()
+                            .operation_id(*target)
+                            .parameter("id", *id)
+                            .description(format!(
+                                "The `id` (and ETag) of this resource for {target}"
+                            ));
+                        if sends_etag && takes_if_match.contains(*target) {
+                            link = link.parameter("If-Match", "$response.header.ETag");
+                        }
+                        response
+                            .links
+                            .insert((*target).to_owned(), link.build().into());
+                    }
+                }
+            }
+        }
+    }
 }

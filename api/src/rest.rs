@@ -20,6 +20,20 @@ use crate::{
 };
 
 pub const DEFAULT_PAGE_SIZE: u64 = 50;
+
+/// The `pattern` of a text that must not be blank: it contains a character that `str::trim`
+/// keeps (Unicode `White_Space` spelled out, so every regex dialect, ECMA-262 and Python's
+/// included, reads it the same way). The trailing `[\s\S]*$` changes nothing for a search,
+/// but keeps schemathesis 4 from folding `minLength`/`maxLength` into a bare character class
+/// as if the pattern were anchored (which would forbid every space). `#[schema(pattern = …)]`
+/// takes only a literal: the schemas repeat this text, and a test checks that they do.
+pub const NOT_BLANK_PATTERN: &str =
+    r"[^\t\n\u000B\f\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][\s\S]*$";
+
+/// The `pattern` of a BCP 47 language tag as [`crate::routes::voices::normalize_language`]
+/// accepts it: a 2–3 letter language and at most three subtags (30 characters at most, so no
+/// `maxLength`).
+pub const LANGUAGE_PATTERN: &str = r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{1,8}){0,3}$";
 pub const MAX_PAGE_SIZE: u64 = 200;
 
 /// One page of a list, newest first. Pass `next_cursor` back as `cursor` for the next page;
@@ -255,7 +269,8 @@ where
     Option::<T>::deserialize(deserializer).map(Some)
 }
 
-/// Checks a required text: at most `max_chars` characters, not blank. Returns it trimmed.
+/// Checks a required text: at most `max_chars` characters, not blank (see
+/// [`NOT_BLANK_PATTERN`]). Returns it trimmed.
 pub fn trimmed(field: &str, value: &str, max_chars: usize, errors: &mut Vec<FieldError>) -> String {
     let trimmed = value.trim();
     if trimmed.is_empty() {
@@ -410,5 +425,59 @@ pub fn check_choice(field: &str, value: &str, allowed: &[&str], errors: &mut Vec
             field,
             format!("must be one of: {}", allowed.join(", ")),
         ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The characters [`NOT_BLANK_PATTERN`] excludes are exactly those `str::trim` removes.
+    #[test]
+    fn the_not_blank_pattern_spells_out_unicode_white_space() {
+        let class = NOT_BLANK_PATTERN
+            .strip_prefix("[^")
+            .and_then(|p| p.strip_suffix(r"][\s\S]*$"))
+            .unwrap();
+        let mut listed = std::collections::BTreeSet::new();
+        let unescape = |item: &str| -> char {
+            match item {
+                "\\t" => '\t',
+                "\\n" => '\n',
+                "\\f" => '\u{0C}',
+                "\\r" => '\r',
+                " " => ' ',
+                hex => char::from_u32(u32::from_str_radix(&hex[2..], 16).unwrap()).unwrap(),
+            }
+        };
+        let mut items = vec![];
+        let mut rest = class;
+        while !rest.is_empty() {
+            let len = if rest.starts_with("\\u") {
+                6
+            } else if rest.starts_with('\\') {
+                2
+            } else {
+                1
+            };
+            items.push(&rest[..len]);
+            rest = &rest[len..];
+        }
+        let mut i = 0;
+        while i < items.len() {
+            if items.get(i + 1) == Some(&"-") {
+                let (from, to) = (unescape(items[i]), unescape(items[i + 2]));
+                listed.extend((from..=to).collect::<Vec<_>>());
+                i += 3;
+            } else {
+                listed.insert(unescape(items[i]));
+                i += 1;
+            }
+        }
+        let white: std::collections::BTreeSet<char> = (0..=0x10FFFF)
+            .filter_map(char::from_u32)
+            .filter(|c| c.is_whitespace())
+            .collect();
+        assert_eq!(listed, white);
     }
 }

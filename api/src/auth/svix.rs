@@ -54,7 +54,8 @@ pub fn verify(key: &[u8], headers: &HeaderMap, body: &[u8], now: i64) -> Result<
             "svix-timestamp is not a unix time in seconds",
         )
     })?;
-    if (now - timestamp).abs() > TIMESTAMP_TOLERANCE_SECS {
+    // Wide arithmetic: any i64 is a well-formed timestamp, and `now - i64::MIN` overflows.
+    if (i128::from(now) - i128::from(timestamp)).abs() > i128::from(TIMESTAMP_TOLERANCE_SECS) {
         return Err(rejected(
             "webhook_timestamp_out_of_tolerance",
             "svix-timestamp is more than 5 minutes from now",

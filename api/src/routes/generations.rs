@@ -83,12 +83,17 @@ impl From<generation::Model> for Generation {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(example = json!({"voice_id": "0190b0a0-0000-7000-8000-000000000001", "text": "Hello from Resonance.", "speed": 1.0}))]
+#[schema(example = json!({"voice_id": "01900000-0000-7000-8000-000000000001", "text": "Hello from Resonance.", "speed": 1.0}))]
 pub struct CreateGeneration {
-    /// A system voice or one of this workspace's custom voices.
+    /// A system voice (the example is the first of the shared library) or one of this
+    /// workspace's custom voices.
     pub voice_id: Uuid,
     /// At most 5 000 characters, not blank; spoken trimmed.
-    #[schema(min_length = 1, max_length = 5000, pattern = r"\S")]
+    #[schema(
+        min_length = 1,
+        max_length = 5000,
+        pattern = r"[^\t\n\u000B\f\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][\s\S]*$"
+    )]
     pub text: String,
     /// Speaking rate (default 1.0).
     #[schema(minimum = 0.5, maximum = 2.0)]
@@ -226,11 +231,11 @@ fn no_provider() -> ApiError {
     security(("bearer" = [])),
     request_body = CreateGeneration,
     responses(
-        (status = 201, description = "Synthesized and stored", body = Generation, headers(("Location" = String))),
+        (status = 201, description = "Synthesized and stored", body = Generation, headers(("Location" = String, description = "The generation's URL"))),
         (status = 403, description = "Needs org:generations:create", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid fields, or a voice this workspace cannot use", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields, a voice this workspace cannot use, or a `format` or non-zero `pitch` the configured provider cannot produce", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 429, description = "Too many syntheses in progress (see Retry-After)", body = ProblemDetails, content_type = "application/problem+json",
-            headers(("Retry-After" = u64))),
+            headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
         (status = 502, description = "Synthesis failed; recorded as a failed generation", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 503, description = "No speech provider is configured", body = ProblemDetails, content_type = "application/problem+json"),
     )
@@ -434,12 +439,18 @@ pub async fn delete(
     ),
     responses(
         (status = 200, description = "The whole audio", content_type = "audio/*", body = Vec<u8>,
-            headers(("Content-Length" = u64), ("Accept-Ranges" = String))),
+            headers(("Content-Length" = u64), ("Accept-Ranges" = String, description = "`bytes`"),
+                ("Content-Disposition" = String, description = "`inline` with a file name"),
+                ("Cache-Control" = String, description = "`private, max-age=3600`"))),
         (status = 206, description = "The requested range", content_type = "audio/*", body = Vec<u8>,
-            headers(("Content-Range" = String), ("Content-Length" = u64))),
+            headers(("Content-Range" = String, description = "`bytes start-end/size`"), ("Content-Length" = u64),
+                ("Accept-Ranges" = String, description = "`bytes`"),
+                ("Content-Disposition" = String, description = "`inline` with a file name"),
+                ("Cache-Control" = String, description = "`private, max-age=3600`"))),
         (status = 403, description = "Needs org:generations:read", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 404, description = "No such generation, or it has no audio (failed)", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 416, description = "The range is outside the audio", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 416, description = "The range is outside the audio", body = ProblemDetails, content_type = "application/problem+json",
+            headers(("Content-Range" = String, description = "`bytes */size`"))),
     )
 )]
 pub async fn audio(

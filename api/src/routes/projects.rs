@@ -44,7 +44,11 @@ impl From<project::Model> for Project {
 #[schema(example = json!({"name": "Launch"}))]
 pub struct CreateProject {
     /// At most 200 characters, not blank; stored trimmed.
-    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"[^\t\n\u000B\f\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][\s\S]*$"
+    )]
     pub name: String,
 }
 
@@ -66,7 +70,11 @@ impl CreateProject {
 #[schema(example = json!({"name": "Launch v2"}))]
 pub struct UpdateProject {
     /// At most 200 characters, not blank; stored trimmed.
-    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"[^\t\n\u000B\f\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][\s\S]*$"
+    )]
     pub name: Option<String>,
 }
 

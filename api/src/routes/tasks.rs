@@ -59,7 +59,11 @@ impl From<task::Model> for Task {
 #[schema(example = json!({"title": "Write the announcement", "project_id": null, "due_at": "2026-12-01T09:00:00Z"}))]
 pub struct CreateTask {
     /// At most 500 characters, not blank; stored trimmed.
-    #[schema(min_length = 1, max_length = 500, pattern = r"\S")]
+    #[schema(
+        min_length = 1,
+        max_length = 500,
+        pattern = r"[^\t\n\u000B\f\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][\s\S]*$"
+    )]
     pub title: String,
     /// At most 10 000 characters.
     #[schema(max_length = 10000)]
@@ -116,7 +120,7 @@ impl CreateTask {
 pub struct UpdateTask {
     /// At most 500 characters, not blank; cannot be null.
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>, min_length = 1, max_length = 500, pattern = r"\S")]
+    #[schema(value_type = String, required = false, min_length = 1, max_length = 500, pattern = r"[^\t\n\u000B\f\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][\s\S]*$")]
     pub title: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>, max_length = 10000)]
@@ -127,7 +131,7 @@ pub struct UpdateTask {
     pub project_id: Option<Option<Uuid>>,
     /// true completes the task (sets `completed_at`); false reopens it. Cannot be null.
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<bool>)]
+    #[schema(value_type = bool, required = false)]
     pub completed: Option<Option<bool>>,
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<DateTime<Utc>>)]
@@ -174,7 +178,8 @@ impl UpdateTask {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListTasks {
-    /// Only tasks of this project (cannot be combined with `inbox=true`).
+    /// Only tasks of this project. With `inbox=true` as well nothing matches (an inbox task has
+    /// no project): the page is empty.
     pub project_id: Option<Uuid>,
     /// true: only tasks with no project (the inbox).
     pub inbox: Option<bool>,
@@ -198,12 +203,6 @@ impl ListTasks {
     fn validate(&self) -> Result<PageRequest, ApiError> {
         let mut errors = vec![];
         let page = PageRequest::parse(self.limit, self.cursor.as_deref(), &mut errors);
-        if self.inbox == Some(true) && self.project_id.is_some() {
-            errors.push(FieldError::new(
-                "inbox",
-                "inbox=true lists tasks without a project; it cannot be combined with project_id",
-            ));
-        }
         if let Some(q) = &self.q {
             rest::check_max_chars("q", q, MAX_QUERY_CHARS, &mut errors);
         }
@@ -214,7 +213,8 @@ impl ListTasks {
         Ok(page)
     }
 
-    /// The filters as a query, newest first from the page's cursor.
+    /// The filters as a query, newest first from the page's cursor. Every filter narrows the
+    /// list, so `project_id` with `inbox=true` selects nothing.
     fn select(&self, page: &PageRequest) -> Select<task::Entity> {
         let mut select = page.select(task::Entity::find(), task::Column::Id);
         if let Some(project_id) = self.project_id {

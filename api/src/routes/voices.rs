@@ -46,6 +46,52 @@ pub const CATEGORIES: &[&str] = &[
     "education",
 ];
 pub const GENDERS: &[&str] = &["female", "male", "neutral"];
+pub const VARIANTS: &[&str] = &["system", "custom"];
+
+/// A string schema that admits exactly `values` (and null when `nullable`).
+fn choice(values: &[&str], nullable: bool, description: &str) -> utoipa::openapi::Object {
+    use utoipa::openapi::{ObjectBuilder, Type, schema::SchemaType};
+    let mut allowed: Vec<serde_json::Value> = values.iter().map(|v| (*v).into()).collect();
+    let types = if nullable {
+        allowed.push(serde_json::Value::Null);
+        SchemaType::from_iter([Type::String, Type::Null])
+    } else {
+        SchemaType::new(Type::String)
+    };
+    ObjectBuilder::new()
+        .schema_type(types)
+        .enum_values(Some(allowed))
+        .description(Some(description))
+        .build()
+}
+
+fn category_schema() -> utoipa::openapi::Object {
+    choice(CATEGORIES, false, "What the voice is for.")
+}
+
+fn category_update_schema() -> utoipa::openapi::Object {
+    choice(
+        CATEGORIES,
+        true,
+        "What the voice is for; null leaves it unchanged.",
+    )
+}
+
+fn gender_schema() -> utoipa::openapi::Object {
+    choice(GENDERS, false, "The voice's gender.")
+}
+
+fn gender_update_schema() -> utoipa::openapi::Object {
+    choice(GENDERS, true, "The voice's gender; null clears it.")
+}
+
+fn variant_schema() -> utoipa::openapi::Object {
+    choice(
+        VARIANTS,
+        false,
+        "`system` (shared, read-only) or `custom` (this workspace's); both when absent.",
+    )
+}
 
 /// A voice's reference sample.
 #[derive(Debug, Serialize, ToSchema)]
@@ -108,54 +154,82 @@ impl From<voice::Model> for Voice {
     }
 }
 
-/// The multipart form that creates a custom voice (documentation of the form's fields).
-#[derive(Debug, ToSchema)]
+/// The multipart form that creates a custom voice (documentation of the form's fields; each
+/// field at most once, no others).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "Narrator", "description": "Warm and slow", "category": "narration", "language": "en-US", "gender": "female", "sample": "(a WAV, MP3, OGG, FLAC or WebM recording)"}))]
 #[allow(dead_code)]
 pub struct CreateVoiceForm {
-    /// 1 to 100 characters.
+    /// At most 100 characters, not blank; stored trimmed.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"[^\t\n\u000B\f\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][\s\S]*$"
+    )]
     name: String,
-    /// At most 1 000 characters.
-    description: Option<String>,
-    /// One of general (default), narration, conversational, news, characters, education.
-    category: Option<String>,
-    /// BCP 47 language tag (`en-US`, `de`).
+    /// At most 1 000 characters; stored trimmed, and blank means none.
+    #[schema(required = false, max_length = 1000)]
+    description: String,
+    /// What the voice is for (default general).
+    #[schema(required = false, schema_with = category_schema)]
+    category: String,
+    /// BCP 47 language tag (`en-US`, `de`, `zh-Hant-TW`).
+    #[schema(pattern = r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{1,8}){0,3}$")]
     language: String,
-    /// female, male or neutral.
-    gender: Option<String>,
+    #[schema(required = false, schema_with = gender_schema)]
+    gender: String,
     /// The reference recording: WAV, MP3, OGG (Opus/Vorbis), FLAC or WebM, recognised by its
     /// content; at most 20 MiB and within the configured duration bounds by default.
     #[schema(value_type = String, format = Binary)]
     sample: Vec<u8>,
 }
 
-/// A partial update of a custom voice's details; absent fields stay, `null` clears.
+/// A partial update of a custom voice's details: absent fields stay; `null` clears
+/// `description` and `gender`, and leaves `name`, `category` and `language` unchanged.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "Narrator (slow)", "description": null, "gender": "neutral"}))]
 pub struct UpdateVoice {
+    /// At most 100 characters, not blank; stored trimmed.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"[^\t\n\u000B\f\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][\s\S]*$"
+    )]
     pub name: Option<String>,
+    /// At most 1 000 characters; stored trimmed, and blank means none.
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 1000)]
     pub description: Option<Option<String>>,
+    #[schema(schema_with = category_update_schema)]
     pub category: Option<String>,
+    /// BCP 47 language tag (`en-US`, `de`, `zh-Hant-TW`).
+    #[schema(pattern = r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{1,8}){0,3}$")]
     pub language: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = gender_update_schema)]
     pub gender: Option<Option<String>>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListVoices {
-    /// `system` or `custom`; both when absent.
+    #[param(schema_with = variant_schema)]
     pub variant: Option<String>,
     /// A language tag; `en` also matches `en-US`, `en-GB`, ….
+    #[param(pattern = r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{1,8}){0,3}$")]
     pub language: Option<String>,
+    #[param(schema_with = category_schema)]
     pub category: Option<String>,
     /// Case-insensitive match on the name.
+    #[param(max_length = 200)]
     pub q: Option<String>,
-    /// Page size, 1 to 200 (default 50).
+    /// Page size (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u64>,
     /// `next_cursor` of the previous page.
+    #[param(pattern = r"^([A-Za-z0-9_-]{21}[AQgw])?$")]
     pub cursor: Option<String>,
 }
 
@@ -165,7 +239,7 @@ impl ListVoices {
         let mut errors = vec![];
         let page = PageRequest::parse(self.limit, self.cursor.as_deref(), &mut errors);
         if let Some(variant) = &self.variant {
-            rest::check_choice("variant", variant, &["system", "custom"], &mut errors);
+            rest::check_choice("variant", variant, VARIANTS, &mut errors);
         }
         if let Some(category) = &self.category {
             rest::check_choice("category", category, CATEGORIES, &mut errors);
@@ -202,10 +276,11 @@ impl ListVoices {
     }
 }
 
-/// A BCP 47 tag in its usual case (`en-US`, `zh-Hant-TW`, `es-419`), or None if it is not one.
+/// A BCP 47 tag in its usual case (`en-US`, `zh-Hant-TW`, `es-419`), or None if it is not one:
+/// a 2–3 letter language and at most three subtags (the contract's `pattern` for it is
+/// [`rest::LANGUAGE_PATTERN`]).
 pub fn normalize_language(tag: &str) -> Option<String> {
-    let tag = tag.trim();
-    if tag.is_empty() || tag.len() > 35 {
+    if tag.split(['-', '_']).count() > 4 {
         return None;
     }
     let mut parts = tag.split(['-', '_']);
@@ -389,11 +464,7 @@ impl VoiceForm {
                 String::new()
             }
         };
-        let description = text("description")
-            .map(str::trim)
-            .filter(|d| !d.is_empty())
-            .map(str::to_owned);
-        if let Some(description) = &description {
+        if let Some(description) = text("description") {
             rest::check_max_chars(
                 "description",
                 description,
@@ -401,11 +472,11 @@ impl VoiceForm {
                 &mut errors,
             );
         }
-        let category = text("category")
+        let description = text("description")
             .map(str::trim)
-            .filter(|c| !c.is_empty())
-            .unwrap_or("general")
-            .to_owned();
+            .filter(|d| !d.is_empty())
+            .map(str::to_owned);
+        let category = text("category").unwrap_or("general").to_owned();
         rest::check_choice("category", &category, CATEGORIES, &mut errors);
         let language = match text("language") {
             Some(language) => check_language(language, &mut errors),
@@ -414,10 +485,7 @@ impl VoiceForm {
                 String::new()
             }
         };
-        let gender = text("gender")
-            .map(str::trim)
-            .filter(|g| !g.is_empty())
-            .map(str::to_owned);
+        let gender = text("gender").map(str::to_owned);
         if let Some(gender) = &gender {
             rest::check_choice("gender", gender, GENDERS, &mut errors);
         }
@@ -511,6 +579,12 @@ async fn read_form(mut form: Multipart, max_sample: usize) -> Result<VoiceForm, 
                     continue;
                 }
                 match String::from_utf8(buffer.to_vec()) {
+                    // JSON bodies and queries are checked for NUL by `http::guard_input`; a
+                    // form's text fields are checked here, where they are read.
+                    Ok(text) if text.contains('\0') => errors.push(FieldError::new(
+                        &name,
+                        "must not contain the NUL character (U+0000)",
+                    )),
                     Ok(text) => {
                         out.text.insert(name, text);
                     }
@@ -533,7 +607,9 @@ async fn read_form(mut form: Multipart, max_sample: usize) -> Result<VoiceForm, 
     security(("bearer" = [])),
     request_body(content = CreateVoiceForm, content_type = "multipart/form-data"),
     responses(
-        (status = 201, description = "Created", body = Voice, headers(("ETag" = String), ("Location" = String))),
+        (status = 201, description = "Created", body = Voice, headers(
+            ("ETag" = String, description = "The voice's version; send it in If-Match"),
+            ("Location" = String, description = "The voice's URL"))),
         (status = 400, description = "Malformed form", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 403, description = "Needs org:voices:write", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 413, description = "Far larger than the sample limit", body = ProblemDetails, content_type = "application/problem+json"),
@@ -630,7 +706,7 @@ pub async fn list(
         ("If-None-Match" = Option<String>, Header, description = "ETag from an earlier read; 304 while unchanged"),
     ),
     responses(
-        (status = 200, description = "The voice", body = Voice, headers(("ETag" = String))),
+        (status = 200, description = "The voice", body = Voice, headers(("ETag" = String, description = "The voice's version; send it in If-Match"))),
         (status = 403, description = "Needs org:voices:read", body = ProblemDetails, content_type = "application/problem+json"),
     )
 )]
@@ -655,7 +731,7 @@ pub async fn get(
     ),
     request_body = UpdateVoice,
     responses(
-        (status = 200, description = "Updated", body = Voice, headers(("ETag" = String))),
+        (status = 200, description = "Updated", body = Voice, headers(("ETag" = String, description = "The voice's new version"))),
         (status = 403, description = "Needs org:voices:write; system voices are read-only", body = ProblemDetails, content_type = "application/problem+json"),
     )
 )]
@@ -747,12 +823,18 @@ pub async fn delete(
     ),
     responses(
         (status = 200, description = "The whole sample", content_type = "audio/*", body = Vec<u8>,
-            headers(("Content-Length" = u64), ("Accept-Ranges" = String))),
+            headers(("Content-Length" = u64), ("Accept-Ranges" = String, description = "`bytes`"),
+                ("Content-Disposition" = String, description = "`inline` with a file name"),
+                ("Cache-Control" = String, description = "`private, max-age=3600`"))),
         (status = 206, description = "The requested range", content_type = "audio/*", body = Vec<u8>,
-            headers(("Content-Range" = String), ("Content-Length" = u64))),
+            headers(("Content-Range" = String, description = "`bytes start-end/size`"), ("Content-Length" = u64),
+                ("Accept-Ranges" = String, description = "`bytes`"),
+                ("Content-Disposition" = String, description = "`inline` with a file name"),
+                ("Cache-Control" = String, description = "`private, max-age=3600`"))),
         (status = 403, description = "Needs org:voices:read", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 404, description = "No such voice, or it has no sample", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 416, description = "The range is outside the sample", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 416, description = "The range is outside the sample", body = ProblemDetails, content_type = "application/problem+json",
+            headers(("Content-Range" = String, description = "`bytes */size`"))),
     )
 )]
 pub async fn sample(
@@ -791,6 +873,20 @@ mod tests {
         assert_eq!(normalize_language("es-419").as_deref(), Some("es-419"));
         assert_eq!(normalize_language("english"), None);
         assert_eq!(normalize_language("en-US; rm -rf"), None);
+        assert_eq!(
+            normalize_language(" en-US"),
+            None,
+            "exact, as the pattern says"
+        );
+        assert_eq!(
+            normalize_language("sl-latn-it-nedis").as_deref(),
+            Some("sl-Latn-IT-nedis")
+        );
+        assert_eq!(
+            normalize_language("en-a-b-c-d"),
+            None,
+            "at most three subtags"
+        );
     }
 
     #[test]

@@ -315,7 +315,7 @@ export interface components {
          * @example {
          *       "speed": 1,
          *       "text": "Hello from Resonance.",
-         *       "voice_id": "0190b0a0-0000-7000-8000-000000000001"
+         *       "voice_id": "01900000-0000-7000-8000-000000000001"
          *     }
          */
         CreateGeneration: {
@@ -335,7 +335,8 @@ export interface components {
             text: string;
             /**
              * Format: uuid
-             * @description A system voice or one of this workspace's custom voices.
+             * @description A system voice (the example is the first of the shared library) or one of this
+             *     workspace's custom voices.
              */
             voice_id: string;
         };
@@ -370,17 +371,34 @@ export interface components {
             /** @description At most 500 characters, not blank; stored trimmed. */
             title: string;
         };
-        /** @description The multipart form that creates a custom voice (documentation of the form's fields). */
+        /**
+         * @description The multipart form that creates a custom voice (documentation of the form's fields; each
+         *     field at most once, no others).
+         * @example {
+         *       "category": "narration",
+         *       "description": "Warm and slow",
+         *       "gender": "female",
+         *       "language": "en-US",
+         *       "name": "Narrator",
+         *       "sample": "(a WAV, MP3, OGG, FLAC or WebM recording)"
+         *     }
+         */
         CreateVoiceForm: {
-            /** @description One of general (default), narration, conversational, news, characters, education. */
-            category?: string | null;
-            /** @description At most 1 000 characters. */
-            description?: string | null;
-            /** @description female, male or neutral. */
-            gender?: string | null;
-            /** @description BCP 47 language tag (`en-US`, `de`). */
+            /**
+             * @description What the voice is for.
+             * @enum {string}
+             */
+            category?: "general" | "narration" | "conversational" | "news" | "characters" | "education";
+            /** @description At most 1 000 characters; stored trimmed, and blank means none. */
+            description?: string;
+            /**
+             * @description The voice's gender.
+             * @enum {string}
+             */
+            gender?: "female" | "male" | "neutral";
+            /** @description BCP 47 language tag (`en-US`, `de`, `zh-Hant-TW`). */
             language: string;
-            /** @description 1 to 100 characters. */
+            /** @description At most 100 characters, not blank; stored trimmed. */
             name: string;
             /**
              * Format: binary
@@ -729,7 +747,7 @@ export interface components {
         UpdateTask: {
             assignee_user_id?: string | null;
             /** @description true completes the task (sets `completed_at`); false reopens it. Cannot be null. */
-            completed?: boolean | null;
+            completed?: boolean;
             description?: string | null;
             /** Format: date-time */
             due_at?: string | null;
@@ -739,14 +757,33 @@ export interface components {
              */
             project_id?: string | null;
             /** @description At most 500 characters, not blank; cannot be null. */
-            title?: string | null;
+            title?: string;
         };
-        /** @description A partial update of a custom voice's details; absent fields stay, `null` clears. */
+        /**
+         * @description A partial update of a custom voice's details: absent fields stay; `null` clears
+         *     `description` and `gender`, and leaves `name`, `category` and `language` unchanged.
+         * @example {
+         *       "description": null,
+         *       "gender": "neutral",
+         *       "name": "Narrator (slow)"
+         *     }
+         */
         UpdateVoice: {
-            category?: string | null;
+            /**
+             * @description What the voice is for; null leaves it unchanged.
+             * @enum {string|null}
+             */
+            category?: "general" | "narration" | "conversational" | "news" | "characters" | "education" | null;
+            /** @description At most 1 000 characters; stored trimmed, and blank means none. */
             description?: string | null;
-            gender?: string | null;
+            /**
+             * @description The voice's gender; null clears it.
+             * @enum {string|null}
+             */
+            gender?: "female" | "male" | "neutral" | null;
+            /** @description BCP 47 language tag (`en-US`, `de`, `zh-Hant-TW`). */
             language?: string | null;
+            /** @description At most 100 characters, not blank; stored trimmed. */
             name?: string | null;
         };
         /** @description A voice. */
@@ -816,6 +853,15 @@ export interface operations {
                     "application/json": components["schemas"]["ProtectedResourceMetadata"];
                 };
             };
+            /** @description Request line and headers larger than 16 KiB together */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
             /** @description Server fault; quote the request id */
             500: {
                 headers: {
@@ -845,6 +891,15 @@ export interface operations {
                     "application/json": components["schemas"]["HealthStatus"];
                 };
             };
+            /** @description Request line and headers larger than 16 KiB together */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
             /** @description Server fault; quote the request id */
             500: {
                 headers: {
@@ -872,6 +927,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HealthStatus"];
+                };
+            };
+            /** @description Request line and headers larger than 16 KiB together */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
             /** @description Server fault; quote the request id */
@@ -926,9 +990,11 @@ export interface operations {
                     "application/json": components["schemas"]["Page_Generation"];
                 };
             };
-            /** @description Not modified: the page is as the If-None-Match ETag describes */
+            /** @description Not modified: unchanged since the If-None-Match ETag */
             304: {
                 headers: {
+                    /** @description The current ETag (the one sent) */
+                    ETag?: string;
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -945,6 +1011,8 @@ export interface operations {
             /** @description Missing or invalid token */
             401: {
                 headers: {
+                    /** @description `Bearer` with `error`, `error_description` and the `resource_metadata` URL (RFC 6750, RFC 9728) */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -960,8 +1028,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description Invalid filters, limit or cursor */
+            /** @description Invalid fields or parameters; `errors[]` names each one */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Request line and headers larger than 16 KiB together */
+            431: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -972,6 +1049,17 @@ export interface operations {
             /** @description Server fault; quote the request id */
             500: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Temporarily unavailable: the token could not be verified (Clerk unreachable) or the database is unreachable */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -996,6 +1084,7 @@ export interface operations {
             /** @description Synthesized and stored */
             201: {
                 headers: {
+                    /** @description The generation's URL */
                     Location?: string;
                     [name: string]: unknown;
                 };
@@ -1015,6 +1104,8 @@ export interface operations {
             /** @description Missing or invalid token */
             401: {
                 headers: {
+                    /** @description `Bearer` with `error`, `error_description` and the `resource_metadata` URL (RFC 6750, RFC 9728) */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1048,7 +1139,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description Invalid fields, or a voice this workspace cannot use */
+            /** @description Invalid fields, a voice this workspace cannot use, or a `format` or non-zero `pitch` the configured provider cannot produce */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -1060,7 +1151,17 @@ export interface operations {
             /** @description Too many syntheses in progress (see Retry-After) */
             429: {
                 headers: {
+                    /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Request line and headers larger than 16 KiB together */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -1129,6 +1230,8 @@ export interface operations {
             /** @description Missing or invalid token */
             401: {
                 headers: {
+                    /** @description `Bearer` with `error`, `error_description` and the `resource_metadata` URL (RFC 6750, RFC 9728) */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1144,8 +1247,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description No such generation in this workspace */
+            /** @description No such resource in this workspace (ids of other workspaces too) */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Request line and headers larger than 16 KiB together */
+            431: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1156,6 +1268,17 @@ export interface operations {
             /** @description Server fault; quote the request id */
             500: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Temporarily unavailable: the token could not be verified (Clerk unreachable) or the database is unreachable */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1195,6 +1318,8 @@ export interface operations {
             /** @description Missing or invalid token */
             401: {
                 headers: {
+                    /** @description `Bearer` with `error`, `error_description` and the `resource_metadata` URL (RFC 6750, RFC 9728) */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1210,8 +1335,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description No such generation in this workspace */
+            /** @description No such resource in this workspace (ids of other workspaces too) */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Request line and headers larger than 16 KiB together */
+            431: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1222,6 +1356,17 @@ export interface operations {
             /** @description Server fault; quote the request id */
             500: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Temporarily unavailable: the token could not be verified (Clerk unreachable) or the database is unreachable */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1248,7 +1393,12 @@ export interface operations {
             /** @description The whole audio */
             200: {
                 headers: {
+                    /** @description `bytes` */
                     "Accept-Ranges"?: string;
+                    /** @description `private, max-age=3600` */
+                    "Cache-Control"?: string;
+                    /** @description `inline` with a file name */
+                    "Content-Disposition"?: string;
                     "Content-Length"?: number;
                     [name: string]: unknown;
                 };
@@ -1259,7 +1409,14 @@ export interface operations {
             /** @description The requested range */
             206: {
                 headers: {
+                    /** @description `bytes` */
+                    "Accept-Ranges"?: string;
+                    /** @description `private, max-age=3600` */
+                    "Cache-Control"?: string;
+                    /** @description `inline` with a file name */
+                    "Content-Disposition"?: string;
                     "Content-Length"?: number;
+                    /** @description `bytes start-end/size` */
                     "Content-Range"?: string;
                     [name: string]: unknown;
                 };
@@ -1279,6 +1436,8 @@ export interface operations {
             /** @description Missing or invalid token */
             401: {
                 headers: {
+                    /** @description `Bearer` with `error`, `error_description` and the `resource_metadata` URL (RFC 6750, RFC 9728) */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1306,6 +1465,17 @@ export interface operations {
             /** @description The range is outside the audio */
             416: {
                 headers: {
+                    /** @description `bytes *\/size` */
+                    "Content-Range"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Request line and headers larger than 16 KiB together */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -1315,6 +1485,17 @@ export interface operations {
             /** @description Server fault; quote the request id */
             500: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Temporarily unavailable: the token could not be verified (Clerk unreachable) or the database is unreachable */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1344,6 +1525,17 @@ export interface operations {
             /** @description Missing or invalid token */
             401: {
                 headers: {
+                    /** @description `Bearer` with `error`, `error_description` and the `resource_metadata` URL (RFC 6750, RFC 9728) */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Request line and headers larger than 16 KiB together */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -1353,6 +1545,17 @@ export interface operations {
             /** @description Server fault; quote the request id */
             500: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Temporarily unavailable: the token could not be verified (Clerk unreachable) or the database is unreachable */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1389,9 +1592,11 @@ export interface operations {
                     "application/json": components["schemas"]["Page_Member"];
                 };
             };
-            /** @description Not modified: the page is as the If-None-Match ETag describes */
+            /** @description Not modified: unchanged since the If-None-Match ETag */
             304: {
                 headers: {
+                    /** @description The current ETag (the one sent) */
+                    ETag?: string;
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -1408,6 +1613,8 @@ export interface operations {
             /** @description Missing or invalid token */
             401: {
                 headers: {
+                    /** @description `Bearer` with `error`, `error_description` and the `resource_metadata` URL (RFC 6750, RFC 9728) */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1423,8 +1630,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description Invalid limit or cursor */
+            /** @description Invalid fields or parameters; `errors[]` names each one */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Request line and headers larger than 16 KiB together */
+            431: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1435,6 +1651,17 @@ export interface operations {
             /** @description Server fault; quote the request id */
             500: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Temporarily unavailable: the token could not be verified (Clerk unreachable) or the database is unreachable */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1471,9 +1698,11 @@ export interface operations {
                     "application/json": components["schemas"]["Page_Project"];
                 };
             };
-            /** @description Not modified: the page is as the If-None-Match ETag describes */
+            /** @description Not modified: unchanged since the If-None-Match ETag */
             304: {
                 headers: {
+                    /** @description The current ETag (the one sent) */
+                    ETag?: string;
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -1490,6 +1719,8 @@ export interface operations {
             /** @description Missing or invalid token */
             401: {
                 headers: {
+                    /** @description `Bearer` with `error`, `error_description` and the `resource_metadata` URL (RFC 6750, RFC 9728) */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1505,8 +1736,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description Invalid limit or cursor */
+            /** @description Invalid fields or parameters; `errors[]` names each one */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Request line and headers larger than 16 KiB together */
+            431: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1517,6 +1757,17 @@ export interface operations {
             /** @description Server fault; quote the request id */
             500: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Temporarily unavailable: the token could not be verified (Clerk unreachable) or the database is unreachable */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1563,6 +1814,8 @@ export interface operations {
             /** @description Missing or invalid token */
             401: {
                 headers: {
+                    /** @description `Bearer` with `error`, `error_description` and the `resource_metadata` URL (RFC 6750, RFC 9728) */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1596,8 +1849,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description Invalid fields */
+            /** @description Invalid fields or parameters; `errors[]` names each one */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Request line and headers larger than 16 KiB together */
+            431: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1608,6 +1870,17 @@ export interface operations {
             /** @description Server fault; quote the request id */
             500: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Temporarily unavailable: the token could not be verified (Clerk unreachable) or the database is unreachable */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1642,9 +1915,11 @@ export interface operations {
                     "application/json": components["schemas"]["Project"];
                 };
             };
-            /** @description Not modified (If-None-Match) */
+            /** @description Not modified: unchanged since the If-None-Match ETag */
             304: {
                 headers: {
+                    /** @description The current ETag (the one sent) */
+                    ETag?: string;
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -1661,6 +1936,8 @@ export interface operations {
             /** @description Missing or invalid token */
             401: {
                 headers: {
+                    /** @description `Bearer` with `error`, `error_description` and the `resource_metadata` URL (RFC 6750, RFC 9728) */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1676,8 +1953,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description No such project in this workspace */
+            /** @description No such resource in this workspace (ids of other workspaces too) */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Request line and headers larger than 16 KiB together */
+            431: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1688,6 +1974,17 @@ export interface operations {
             /** @description Server fault; quote the request id */
             500: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Temporarily unavailable: the token could not be verified (Clerk unreachable) or the database is unreachable */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1730,6 +2027,8 @@ export interface operations {
             /** @description Missing or invalid token */
             401: {
                 headers: {
+                    /** @description `Bearer` with `error`, `error_description` and the `resource_metadata` URL (RFC 6750, RFC 9728) */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1745,7 +2044,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description No such project in this workspace */
+            /** @description No such resource in this workspace (ids of other workspaces too) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -1754,8 +2053,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description The project changed since it was read */
+            /** @description The resource changed since the If-Match ETag was read */
             412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Request line and headers larger than 16 KiB together */
+            431: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1766,6 +2074,17 @@ export interface operations {
             /** @description Server fault; quote the request id */
             500: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Temporarily unavailable: the token could not be verified (Clerk unreachable) or the database is unreachable */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1816,6 +2135,8 @@ export interface operations {
             /** @description Missing or invalid token */
             401: {
                 headers: {
+                    /** @description `Bearer` with `error`, `error_description` and the `resource_metadata` URL (RFC 6750, RFC 9728) */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1831,7 +2152,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description No such project in this workspace */
+            /** @description No such resource in this workspace (ids of other workspaces too) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -1840,7 +2161,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description The project changed since it was read */
+            /** @description The resource changed since the If-Match ETag was read */
             412: {
                 headers: {
                     [name: string]: unknown;
@@ -1867,8 +2188,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description Invalid fields */
+            /** @description Invalid fields or parameters; `errors[]` names each one */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Request line and headers larger than 16 KiB together */
+            431: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1885,12 +2215,26 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
+            /** @description Temporarily unavailable: the token could not be verified (Clerk unreachable) or the database is unreachable */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
         };
     };
     listTasks: {
         parameters: {
             query?: {
-                /** @description Only tasks of this project (cannot be combined with `inbox=true`). */
+                /**
+                 * @description Only tasks of this project. With `inbox=true` as well nothing matches (an inbox task has
+                 *     no project): the page is empty.
+                 */
                 project_id?: string;
                 /** @description true: only tasks with no project (the inbox). */
                 inbox?: boolean;
@@ -1925,9 +2269,11 @@ export interface operations {
                     "application/json": components["schemas"]["Page_Task"];
                 };
             };
-            /** @description Not modified: the page is as the If-None-Match ETag describes */
+            /** @description Not modified: unchanged since the If-None-Match ETag */
             304: {
                 headers: {
+                    /** @description The current ETag (the one sent) */
+                    ETag?: string;
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -1944,6 +2290,8 @@ export interface operations {
             /** @description Missing or invalid token */
             401: {
                 headers: {
+                    /** @description `Bearer` with `error`, `error_description` and the `resource_metadata` URL (RFC 6750, RFC 9728) */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1959,8 +2307,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description Invalid filters, limit or cursor */
+            /** @description Invalid fields or parameters; `errors[]` names each one */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Request line and headers larger than 16 KiB together */
+            431: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1971,6 +2328,17 @@ export interface operations {
             /** @description Server fault; quote the request id */
             500: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Temporarily unavailable: the token could not be verified (Clerk unreachable) or the database is unreachable */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2017,6 +2385,8 @@ export interface operations {
             /** @description Missing or invalid token */
             401: {
                 headers: {
+                    /** @description `Bearer` with `error`, `error_description` and the `resource_metadata` URL (RFC 6750, RFC 9728) */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2059,9 +2429,29 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
+            /** @description Request line and headers larger than 16 KiB together */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
             /** @description Server fault; quote the request id */
             500: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Temporarily unavailable: the token could not be verified (Clerk unreachable) or the database is unreachable */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2096,9 +2486,11 @@ export interface operations {
                     "application/json": components["schemas"]["Task"];
                 };
             };
-            /** @description Not modified (If-None-Match) */
+            /** @description Not modified: unchanged since the If-None-Match ETag */
             304: {
                 headers: {
+                    /** @description The current ETag (the one sent) */
+                    ETag?: string;
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -2115,6 +2507,8 @@ export interface operations {
             /** @description Missing or invalid token */
             401: {
                 headers: {
+                    /** @description `Bearer` with `error`, `error_description` and the `resource_metadata` URL (RFC 6750, RFC 9728) */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2130,8 +2524,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description No such task in this workspace */
+            /** @description No such resource in this workspace (ids of other workspaces too) */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Request line and headers larger than 16 KiB together */
+            431: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2142,6 +2545,17 @@ export interface operations {
             /** @description Server fault; quote the request id */
             500: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Temporarily unavailable: the token could not be verified (Clerk unreachable) or the database is unreachable */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2184,6 +2598,8 @@ export interface operations {
             /** @description Missing or invalid token */
             401: {
                 headers: {
+                    /** @description `Bearer` with `error`, `error_description` and the `resource_metadata` URL (RFC 6750, RFC 9728) */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2199,7 +2615,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description No such task in this workspace */
+            /** @description No such resource in this workspace (ids of other workspaces too) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -2208,8 +2624,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description The task changed since it was read */
+            /** @description The resource changed since the If-Match ETag was read */
             412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Request line and headers larger than 16 KiB together */
+            431: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2220,6 +2645,17 @@ export interface operations {
             /** @description Server fault; quote the request id */
             500: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Temporarily unavailable: the token could not be verified (Clerk unreachable) or the database is unreachable */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2270,6 +2706,8 @@ export interface operations {
             /** @description Missing or invalid token */
             401: {
                 headers: {
+                    /** @description `Bearer` with `error`, `error_description` and the `resource_metadata` URL (RFC 6750, RFC 9728) */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2285,7 +2723,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description No such task in this workspace */
+            /** @description No such resource in this workspace (ids of other workspaces too) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -2294,7 +2732,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description The task changed since it was read */
+            /** @description The resource changed since the If-Match ETag was read */
             412: {
                 headers: {
                     [name: string]: unknown;
@@ -2321,8 +2759,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description Invalid fields */
+            /** @description Invalid fields or parameters; `errors[]` names each one */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Request line and headers larger than 16 KiB together */
+            431: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2339,19 +2786,29 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
+            /** @description Temporarily unavailable: the token could not be verified (Clerk unreachable) or the database is unreachable */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
         };
     };
     listVoices: {
         parameters: {
             query?: {
-                /** @description `system` or `custom`; both when absent. */
-                variant?: string;
+                variant?: "system" | "custom";
                 /** @description A language tag; `en` also matches `en-US`, `en-GB`, …. */
                 language?: string;
-                category?: string;
+                category?: "general" | "narration" | "conversational" | "news" | "characters" | "education";
                 /** @description Case-insensitive match on the name. */
                 q?: string;
-                /** @description Page size, 1 to 200 (default 50). */
+                /** @description Page size (default 50). */
                 limit?: number;
                 /** @description `next_cursor` of the previous page. */
                 cursor?: string;
@@ -2376,14 +2833,16 @@ export interface operations {
                     "application/json": components["schemas"]["Page_Voice"];
                 };
             };
-            /** @description Not modified: the page is as the If-None-Match ETag describes */
+            /** @description Not modified: unchanged since the If-None-Match ETag */
             304: {
                 headers: {
+                    /** @description The current ETag (the one sent) */
+                    ETag?: string;
                     [name: string]: unknown;
                 };
                 content?: never;
             };
-            /** @description Malformed query */
+            /** @description Malformed request: body, path or query */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2395,6 +2854,8 @@ export interface operations {
             /** @description Missing or invalid token */
             401: {
                 headers: {
+                    /** @description `Bearer` with `error`, `error_description` and the `resource_metadata` URL (RFC 6750, RFC 9728) */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2410,8 +2871,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description Invalid filters, limit or cursor */
+            /** @description Invalid fields or parameters; `errors[]` names each one */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Request line and headers larger than 16 KiB together */
+            431: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2422,6 +2892,17 @@ export interface operations {
             /** @description Server fault; quote the request id */
             500: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Temporarily unavailable: the token could not be verified (Clerk unreachable) or the database is unreachable */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2446,7 +2927,9 @@ export interface operations {
             /** @description Created */
             201: {
                 headers: {
+                    /** @description The voice's version; send it in If-Match */
                     ETag?: string;
+                    /** @description The voice's URL */
                     Location?: string;
                     [name: string]: unknown;
                 };
@@ -2466,6 +2949,8 @@ export interface operations {
             /** @description Missing or invalid token */
             401: {
                 headers: {
+                    /** @description `Bearer` with `error`, `error_description` and the `resource_metadata` URL (RFC 6750, RFC 9728) */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2508,9 +2993,29 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
+            /** @description Request line and headers larger than 16 KiB together */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
             /** @description Server fault; quote the request id */
             500: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Temporarily unavailable: the token could not be verified (Clerk unreachable) or the database is unreachable */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2537,6 +3042,7 @@ export interface operations {
             /** @description The voice */
             200: {
                 headers: {
+                    /** @description The voice's version; send it in If-Match */
                     ETag?: string;
                     [name: string]: unknown;
                 };
@@ -2544,14 +3050,16 @@ export interface operations {
                     "application/json": components["schemas"]["Voice"];
                 };
             };
-            /** @description Not modified (If-None-Match) */
+            /** @description Not modified: unchanged since the If-None-Match ETag */
             304: {
                 headers: {
+                    /** @description The current ETag (the one sent) */
+                    ETag?: string;
                     [name: string]: unknown;
                 };
                 content?: never;
             };
-            /** @description Malformed id */
+            /** @description Malformed request: body, path or query */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2563,6 +3071,8 @@ export interface operations {
             /** @description Missing or invalid token */
             401: {
                 headers: {
+                    /** @description `Bearer` with `error`, `error_description` and the `resource_metadata` URL (RFC 6750, RFC 9728) */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2578,8 +3088,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description No such voice for this workspace */
+            /** @description No such resource in this workspace (ids of other workspaces too) */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Request line and headers larger than 16 KiB together */
+            431: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2590,6 +3109,17 @@ export interface operations {
             /** @description Server fault; quote the request id */
             500: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Temporarily unavailable: the token could not be verified (Clerk unreachable) or the database is unreachable */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2620,7 +3150,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description Malformed id */
+            /** @description Malformed request: body, path or query */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2632,6 +3162,8 @@ export interface operations {
             /** @description Missing or invalid token */
             401: {
                 headers: {
+                    /** @description `Bearer` with `error`, `error_description` and the `resource_metadata` URL (RFC 6750, RFC 9728) */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2647,7 +3179,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description No such voice for this workspace */
+            /** @description No such resource in this workspace (ids of other workspaces too) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -2656,8 +3188,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description The voice changed since it was read */
+            /** @description The resource changed since the If-Match ETag was read */
             412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Request line and headers larger than 16 KiB together */
+            431: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2668,6 +3209,17 @@ export interface operations {
             /** @description Server fault; quote the request id */
             500: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Temporarily unavailable: the token could not be verified (Clerk unreachable) or the database is unreachable */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2698,6 +3250,7 @@ export interface operations {
             /** @description Updated */
             200: {
                 headers: {
+                    /** @description The voice's new version */
                     ETag?: string;
                     [name: string]: unknown;
                 };
@@ -2705,7 +3258,7 @@ export interface operations {
                     "application/json": components["schemas"]["Voice"];
                 };
             };
-            /** @description Malformed JSON or id */
+            /** @description Malformed request: body, path or query */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2717,6 +3270,8 @@ export interface operations {
             /** @description Missing or invalid token */
             401: {
                 headers: {
+                    /** @description `Bearer` with `error`, `error_description` and the `resource_metadata` URL (RFC 6750, RFC 9728) */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2732,7 +3287,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description No such voice for this workspace */
+            /** @description No such resource in this workspace (ids of other workspaces too) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -2741,7 +3296,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description The voice changed since it was read */
+            /** @description The resource changed since the If-Match ETag was read */
             412: {
                 headers: {
                     [name: string]: unknown;
@@ -2768,8 +3323,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description Invalid fields */
+            /** @description Invalid fields or parameters; `errors[]` names each one */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Request line and headers larger than 16 KiB together */
+            431: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2780,6 +3344,17 @@ export interface operations {
             /** @description Server fault; quote the request id */
             500: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Temporarily unavailable: the token could not be verified (Clerk unreachable) or the database is unreachable */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2806,7 +3381,12 @@ export interface operations {
             /** @description The whole sample */
             200: {
                 headers: {
+                    /** @description `bytes` */
                     "Accept-Ranges"?: string;
+                    /** @description `private, max-age=3600` */
+                    "Cache-Control"?: string;
+                    /** @description `inline` with a file name */
+                    "Content-Disposition"?: string;
                     "Content-Length"?: number;
                     [name: string]: unknown;
                 };
@@ -2817,7 +3397,14 @@ export interface operations {
             /** @description The requested range */
             206: {
                 headers: {
+                    /** @description `bytes` */
+                    "Accept-Ranges"?: string;
+                    /** @description `private, max-age=3600` */
+                    "Cache-Control"?: string;
+                    /** @description `inline` with a file name */
+                    "Content-Disposition"?: string;
                     "Content-Length"?: number;
+                    /** @description `bytes start-end/size` */
                     "Content-Range"?: string;
                     [name: string]: unknown;
                 };
@@ -2837,6 +3424,8 @@ export interface operations {
             /** @description Missing or invalid token */
             401: {
                 headers: {
+                    /** @description `Bearer` with `error`, `error_description` and the `resource_metadata` URL (RFC 6750, RFC 9728) */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2864,6 +3453,17 @@ export interface operations {
             /** @description The range is outside the sample */
             416: {
                 headers: {
+                    /** @description `bytes *\/size` */
+                    "Content-Range"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Request line and headers larger than 16 KiB together */
+            431: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -2873,6 +3473,17 @@ export interface operations {
             /** @description Server fault; quote the request id */
             500: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Temporarily unavailable: the token could not be verified (Clerk unreachable) or the database is unreachable */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2919,7 +3530,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description Body too large */
+            /** @description Request body too large */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -2930,6 +3541,24 @@ export interface operations {
             };
             /** @description Unsupported content type */
             415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Invalid fields or parameters; `errors[]` names each one */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Request line and headers larger than 16 KiB together */
+            431: {
                 headers: {
                     [name: string]: unknown;
                 };
