@@ -65,6 +65,12 @@ pub async fn clerk(
         return Err(not_configured());
     };
     let svix_id = svix::verify(&key, req.headers(), &body, Utc::now().timestamp())?;
+    if let Some(field) = crate::http::nul_json_field(&body) {
+        return Err(ApiError::bad_request(
+            "invalid_event",
+            format!("{field} holds a NUL character (U+0000), which cannot be stored"),
+        ));
+    }
     let event: ClerkEvent = serde_json::from_slice(&body).map_err(|e| {
         ApiError::bad_request(
             "invalid_event",
