@@ -36,6 +36,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
         routes::voices::VoicesApi::openapi(),
         routes::generations::GenerationsApi::openapi(),
         routes::members::MembersApi::openapi(),
+        routes::usage::UsageApi::openapi(),
         routes::webhooks::WebhooksApi::openapi(),
     ] {
         document.merge(resource);
@@ -70,6 +71,10 @@ impl Modify for BearerAuth {
 /// 413, 415, 401 and 500 everywhere they can occur; 422 wherever a body or query is validated;
 /// 404 for an `{id}`; 412 with `If-Match`; 304 with `If-None-Match`. A handler that documents
 /// one of these itself (with a more specific description) keeps its own.
+///
+/// Every secured operation is also counted by the workspace's rate limiter
+/// (`limits::rate`): 429 `rate_limited` with `Retry-After`, and the `RateLimit-Policy` and
+/// `RateLimit` headers on each of its answers but 401 (no workspace is known then).
 struct SharedErrors;
 
 impl Modify for SharedErrors {
@@ -155,8 +160,16 @@ impl Modify for SharedErrors {
                 }
                 if operation.security.is_some() {
                     add(operation, "401", "Missing or invalid token");
+                    add(
+                        operation,
+                        "429",
+                        "`rate_limited`: the workspace is over its plan's request rate; retry after `Retry-After` seconds",
+                    );
                 }
                 add(operation, "500", "Server fault; quote the request id");
+                if operation.security.is_some() {
+                    rate_limit_headers(operation);
+                }
             }
         }
     }
@@ -169,4 +182,49 @@ pub fn document_json() -> String {
         .expect("the OpenAPI document serialises");
     json.push('\n');
     json
+}
+
+/// The rate limiter's headers on every answer of a secured operation but 401, and
+/// `Retry-After` on its 429 (draft-ietf-httpapi-ratelimit-headers-09 field syntax).
+fn rate_limit_headers(operation: &mut utoipa::openapi::path::Operation) {
+    use utoipa::openapi::{
+        RefOr,
+        header::{Header, HeaderBuilder},
+        schema::{ObjectBuilder, Type},
+    };
+    let header = |kind: Type, description: &str| -> Header {
+        HeaderBuilder::new()
+            .schema(ObjectBuilder::new().schema_type(kind))
+            .description(Some(description))
+            .build()
+    };
+    for (status, response) in operation.responses.responses.iter_mut() {
+        let RefOr::T(response) = response else {
+            continue;
+        };
+        if status == "401" {
+            continue;
+        }
+        response
+            .headers
+            .entry("RateLimit-Policy".to_owned())
+            .or_insert_with(|| {
+                header(
+                    Type::String,
+                    "The workspace's plan as a quota policy: `\"<plan>\";q=<burst>;w=<seconds to refill it>`",
+                )
+            });
+        response.headers.entry("RateLimit".to_owned()).or_insert_with(|| {
+            header(
+                Type::String,
+                "What is left of it now: `\"<plan>\";r=<requests left>;t=<seconds until the burst is whole>`",
+            )
+        });
+        if status == "429" {
+            response
+                .headers
+                .entry("Retry-After".to_owned())
+                .or_insert_with(|| header(Type::Integer, "Seconds to wait before retrying"));
+        }
+    }
 }

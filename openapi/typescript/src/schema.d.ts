@@ -219,6 +219,23 @@ export interface paths {
         patch: operations["updateTask"];
         trace?: never;
     };
+    "/v1/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** This month's usage and the plan's limits. */
+        get: operations["getUsage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/voices": {
         parameters: {
             query?: never;
@@ -444,6 +461,15 @@ export interface components {
             /** @description `ok` (alive) or `ready` (database reachable). */
             status: string;
         };
+        /** @description The caller's context and the plan its workspace is served with. */
+        Me: components["schemas"]["TenantContext"] & {
+            /**
+             * @description The plan this request was served with and its limits: the plan `plan` names when the
+             *     catalogue knows it, else (machine tokens) the one last seen for the workspace, else
+             *     the catalogue's default.
+             */
+            plan_limits: components["schemas"]["Plan"];
+        };
         /** @description A member of the workspace. */
         Member: {
             /** @description The user account was deleted in Clerk. */
@@ -613,8 +639,43 @@ export interface components {
             }[];
             next_cursor?: string | null;
         };
+        /** @description A plan and what it allows. */
+        Plan: {
+            /**
+             * Format: int32
+             * @description Requests the workspace may make at once before the rate applies.
+             */
+            burst: number;
+            /**
+             * Format: int64
+             * @description Characters of generated speech per calendar month (UTC).
+             */
+            characters_per_month: number;
+            /** @description Features the plan includes. */
+            features: string[];
+            /**
+             * Format: int64
+             * @description Custom voices the workspace may keep.
+             */
+            max_custom_voices: number;
+            /**
+             * @description The plan's name in the catalogue (`free`, `pro`, …).
+             * @example free
+             */
+            name: string;
+            /**
+             * Format: int32
+             * @description Sustained requests per second for the whole workspace (every token and client of it).
+             */
+            requests_per_second: number;
+        };
         /** @description RFC 9457 problem details, as every error response carries them. */
         ProblemDetails: {
+            /**
+             * Format: int64
+             * @description Characters the workspace has left this month (`quota_exceeded` only).
+             */
+            characters_remaining?: number | null;
             /** @description Stable machine-readable code (`not_found`, `validation_failed`, …). */
             code: string;
             /** @description Human explanation of this occurrence. */
@@ -748,6 +809,45 @@ export interface components {
             gender?: string | null;
             language?: string | null;
             name?: string | null;
+        };
+        /** @description The workspace's use of its plan in the current calendar month (UTC). */
+        Usage: {
+            /**
+             * Format: int64
+             * @description Characters the plan allows per month.
+             */
+            characters_limit: number;
+            /**
+             * Format: int64
+             * @description Characters generations used this month: the Unicode scalar values of each
+             *     generation's trimmed text; failed syntheses are given back.
+             */
+            characters_used: number;
+            /**
+             * Format: int64
+             * @description Custom voices the workspace has.
+             */
+            custom_voices: number;
+            /**
+             * Format: int64
+             * @description Custom voices the plan allows.
+             */
+            custom_voices_limit: number;
+            /**
+             * Format: date
+             * @description First day of the next month, when the allowance starts over.
+             */
+            period_end: string;
+            /**
+             * Format: date
+             * @description First day of the month (UTC).
+             */
+            period_start: string;
+            /**
+             * @description The plan the workspace is served with.
+             * @example free
+             */
+            plan: string;
         };
         /** @description A voice. */
         Voice: {
@@ -920,15 +1020,23 @@ export interface operations {
                 headers: {
                     /** @description Weak validator of this page; send it in If-None-Match */
                     ETag?: string;
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Page_Generation"];
                 };
             };
-            /** @description Not modified: the page is as the If-None-Match ETag describes */
+            /** @description Not modified: unchanged since the If-None-Match ETag */
             304: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -936,6 +1044,10 @@ export interface operations {
             /** @description Malformed request: body, path or query */
             400: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -954,15 +1066,38 @@ export interface operations {
             /** @description Needs org:generations:read */
             403: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description Invalid filters, limit or cursor */
+            /** @description Invalid fields or parameters; `errors[]` names each one */
             422: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description `rate_limited`: the workspace is over its plan's request rate; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -972,6 +1107,10 @@ export interface operations {
             /** @description Server fault; quote the request id */
             500: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -997,6 +1136,12 @@ export interface operations {
             201: {
                 headers: {
                     Location?: string;
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    /** @description Characters this generation was charged: the Unicode scalar values of the trimmed text */
+                    "x-character-count"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1006,6 +1151,10 @@ export interface operations {
             /** @description Malformed request: body, path or query */
             400: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1021,9 +1170,26 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
+            /** @description `quota_exceeded`: the text needs more characters than the workspace has left this month (`characters_remaining` says how many); nothing was synthesized or charged */
+            402: {
+                headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
             /** @description Needs org:generations:create */
             403: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1033,6 +1199,10 @@ export interface operations {
             /** @description Request body too large */
             413: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1042,6 +1212,10 @@ export interface operations {
             /** @description Unsupported content type */
             415: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1051,6 +1225,10 @@ export interface operations {
             /** @description Invalid fields, or a voice this workspace cannot use */
             422: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1060,6 +1238,10 @@ export interface operations {
             /** @description Too many syntheses in progress (see Retry-After) */
             429: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     "Retry-After"?: number;
                     [name: string]: unknown;
                 };
@@ -1070,6 +1252,10 @@ export interface operations {
             /** @description Server fault; quote the request id */
             500: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1079,6 +1265,10 @@ export interface operations {
             /** @description Synthesis failed; recorded as a failed generation */
             502: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1088,6 +1278,10 @@ export interface operations {
             /** @description No speech provider is configured */
             503: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1111,6 +1305,10 @@ export interface operations {
             /** @description The generation */
             200: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1120,6 +1318,10 @@ export interface operations {
             /** @description Malformed request: body, path or query */
             400: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1138,15 +1340,38 @@ export interface operations {
             /** @description Needs org:generations:read */
             403: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description No such generation in this workspace */
+            /** @description No such resource in this workspace (ids of other workspaces too) */
             404: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description `rate_limited`: the workspace is over its plan's request rate; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1156,6 +1381,10 @@ export interface operations {
             /** @description Server fault; quote the request id */
             500: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1179,6 +1408,10 @@ export interface operations {
             /** @description Deleted, with its audio */
             204: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -1186,6 +1419,10 @@ export interface operations {
             /** @description Malformed request: body, path or query */
             400: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1204,15 +1441,38 @@ export interface operations {
             /** @description Needs org:generations:create */
             403: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description No such generation in this workspace */
+            /** @description No such resource in this workspace (ids of other workspaces too) */
             404: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description `rate_limited`: the workspace is over its plan's request rate; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1222,6 +1482,10 @@ export interface operations {
             /** @description Server fault; quote the request id */
             500: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1250,6 +1514,10 @@ export interface operations {
                 headers: {
                     "Accept-Ranges"?: string;
                     "Content-Length"?: number;
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1261,6 +1529,10 @@ export interface operations {
                 headers: {
                     "Content-Length"?: number;
                     "Content-Range"?: string;
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1270,6 +1542,10 @@ export interface operations {
             /** @description Malformed request: body, path or query */
             400: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1288,6 +1564,10 @@ export interface operations {
             /** @description Needs org:generations:read */
             403: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1297,6 +1577,10 @@ export interface operations {
             /** @description No such generation, or it has no audio (failed) */
             404: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1306,6 +1590,25 @@ export interface operations {
             /** @description The range is outside the audio */
             416: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description `rate_limited`: the workspace is over its plan's request rate; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1315,6 +1618,10 @@ export interface operations {
             /** @description Server fault; quote the request id */
             500: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1335,10 +1642,14 @@ export interface operations {
             /** @description The caller's context */
             200: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["TenantContext"];
+                    "application/json": components["schemas"]["Me"];
                 };
             };
             /** @description Missing or invalid token */
@@ -1350,9 +1661,28 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
+            /** @description `rate_limited`: the workspace is over its plan's request rate; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
             /** @description Server fault; quote the request id */
             500: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1383,15 +1713,23 @@ export interface operations {
                 headers: {
                     /** @description Weak validator of this page; send it in If-None-Match */
                     ETag?: string;
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Page_Member"];
                 };
             };
-            /** @description Not modified: the page is as the If-None-Match ETag describes */
+            /** @description Not modified: unchanged since the If-None-Match ETag */
             304: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -1399,6 +1737,10 @@ export interface operations {
             /** @description Malformed request: body, path or query */
             400: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1417,15 +1759,38 @@ export interface operations {
             /** @description Needs org:members:read */
             403: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description Invalid limit or cursor */
+            /** @description Invalid fields or parameters; `errors[]` names each one */
             422: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description `rate_limited`: the workspace is over its plan's request rate; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1435,6 +1800,10 @@ export interface operations {
             /** @description Server fault; quote the request id */
             500: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1465,15 +1834,23 @@ export interface operations {
                 headers: {
                     /** @description Weak validator of this page; send it in If-None-Match */
                     ETag?: string;
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Page_Project"];
                 };
             };
-            /** @description Not modified: the page is as the If-None-Match ETag describes */
+            /** @description Not modified: unchanged since the If-None-Match ETag */
             304: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -1481,6 +1858,10 @@ export interface operations {
             /** @description Malformed request: body, path or query */
             400: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1499,15 +1880,38 @@ export interface operations {
             /** @description Needs org:projects:read */
             403: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description Invalid limit or cursor */
+            /** @description Invalid fields or parameters; `errors[]` names each one */
             422: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description `rate_limited`: the workspace is over its plan's request rate; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1517,6 +1921,10 @@ export interface operations {
             /** @description Server fault; quote the request id */
             500: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1545,6 +1953,10 @@ export interface operations {
                     ETag?: string;
                     /** @description The project's URL */
                     Location?: string;
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1554,6 +1966,10 @@ export interface operations {
             /** @description Malformed request: body, path or query */
             400: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1572,6 +1988,10 @@ export interface operations {
             /** @description Needs org:projects:write */
             403: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1581,6 +2001,10 @@ export interface operations {
             /** @description Request body too large */
             413: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1590,15 +2014,38 @@ export interface operations {
             /** @description Unsupported content type */
             415: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description Invalid fields */
+            /** @description Invalid fields or parameters; `errors[]` names each one */
             422: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description `rate_limited`: the workspace is over its plan's request rate; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1608,6 +2055,10 @@ export interface operations {
             /** @description Server fault; quote the request id */
             500: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1636,15 +2087,23 @@ export interface operations {
                 headers: {
                     /** @description The project's version; send it in If-Match */
                     ETag?: string;
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Project"];
                 };
             };
-            /** @description Not modified (If-None-Match) */
+            /** @description Not modified: unchanged since the If-None-Match ETag */
             304: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -1652,6 +2111,10 @@ export interface operations {
             /** @description Malformed request: body, path or query */
             400: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1670,15 +2133,38 @@ export interface operations {
             /** @description Needs org:projects:read */
             403: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description No such project in this workspace */
+            /** @description No such resource in this workspace (ids of other workspaces too) */
             404: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description `rate_limited`: the workspace is over its plan's request rate; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1688,6 +2174,10 @@ export interface operations {
             /** @description Server fault; quote the request id */
             500: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1714,6 +2204,10 @@ export interface operations {
             /** @description Deleted, with its tasks */
             204: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -1721,6 +2215,10 @@ export interface operations {
             /** @description Malformed request: body, path or query */
             400: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1739,24 +2237,51 @@ export interface operations {
             /** @description Needs org:projects:write */
             403: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description No such project in this workspace */
+            /** @description No such resource in this workspace (ids of other workspaces too) */
             404: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description The project changed since it was read */
+            /** @description The resource changed since the If-Match ETag was read */
             412: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description `rate_limited`: the workspace is over its plan's request rate; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1766,6 +2291,10 @@ export interface operations {
             /** @description Server fault; quote the request id */
             500: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1798,6 +2327,10 @@ export interface operations {
                 headers: {
                     /** @description The project's new version */
                     ETag?: string;
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1807,6 +2340,10 @@ export interface operations {
             /** @description Malformed request: body, path or query */
             400: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1825,24 +2362,36 @@ export interface operations {
             /** @description Needs org:projects:write */
             403: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description No such project in this workspace */
+            /** @description No such resource in this workspace (ids of other workspaces too) */
             404: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description The project changed since it was read */
+            /** @description The resource changed since the If-Match ETag was read */
             412: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1852,6 +2401,10 @@ export interface operations {
             /** @description Request body too large */
             413: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1861,15 +2414,38 @@ export interface operations {
             /** @description Unsupported content type */
             415: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description Invalid fields */
+            /** @description Invalid fields or parameters; `errors[]` names each one */
             422: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description `rate_limited`: the workspace is over its plan's request rate; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1879,6 +2455,10 @@ export interface operations {
             /** @description Server fault; quote the request id */
             500: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1919,15 +2499,23 @@ export interface operations {
                 headers: {
                     /** @description Weak validator of this page; send it in If-None-Match */
                     ETag?: string;
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Page_Task"];
                 };
             };
-            /** @description Not modified: the page is as the If-None-Match ETag describes */
+            /** @description Not modified: unchanged since the If-None-Match ETag */
             304: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -1935,6 +2523,10 @@ export interface operations {
             /** @description Malformed request: body, path or query */
             400: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1953,15 +2545,38 @@ export interface operations {
             /** @description Needs org:tasks:read */
             403: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description Invalid filters, limit or cursor */
+            /** @description Invalid fields or parameters; `errors[]` names each one */
             422: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description `rate_limited`: the workspace is over its plan's request rate; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1971,6 +2586,10 @@ export interface operations {
             /** @description Server fault; quote the request id */
             500: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1999,6 +2618,10 @@ export interface operations {
                     ETag?: string;
                     /** @description The task's URL */
                     Location?: string;
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2008,6 +2631,10 @@ export interface operations {
             /** @description Malformed request: body, path or query */
             400: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2026,6 +2653,10 @@ export interface operations {
             /** @description Needs org:tasks:write */
             403: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2035,6 +2666,10 @@ export interface operations {
             /** @description Request body too large */
             413: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2044,6 +2679,10 @@ export interface operations {
             /** @description Unsupported content type */
             415: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2053,6 +2692,25 @@ export interface operations {
             /** @description Invalid fields (including a project of another workspace) */
             422: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description `rate_limited`: the workspace is over its plan's request rate; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2062,6 +2720,10 @@ export interface operations {
             /** @description Server fault; quote the request id */
             500: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2090,15 +2752,23 @@ export interface operations {
                 headers: {
                     /** @description The task's version; send it in If-Match */
                     ETag?: string;
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Task"];
                 };
             };
-            /** @description Not modified (If-None-Match) */
+            /** @description Not modified: unchanged since the If-None-Match ETag */
             304: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -2106,6 +2776,10 @@ export interface operations {
             /** @description Malformed request: body, path or query */
             400: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2124,15 +2798,38 @@ export interface operations {
             /** @description Needs org:tasks:read */
             403: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description No such task in this workspace */
+            /** @description No such resource in this workspace (ids of other workspaces too) */
             404: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description `rate_limited`: the workspace is over its plan's request rate; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2142,6 +2839,10 @@ export interface operations {
             /** @description Server fault; quote the request id */
             500: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2168,6 +2869,10 @@ export interface operations {
             /** @description Deleted */
             204: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -2175,6 +2880,10 @@ export interface operations {
             /** @description Malformed request: body, path or query */
             400: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2193,24 +2902,51 @@ export interface operations {
             /** @description Needs org:tasks:write */
             403: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description No such task in this workspace */
+            /** @description No such resource in this workspace (ids of other workspaces too) */
             404: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description The task changed since it was read */
+            /** @description The resource changed since the If-Match ETag was read */
             412: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description `rate_limited`: the workspace is over its plan's request rate; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2220,6 +2956,10 @@ export interface operations {
             /** @description Server fault; quote the request id */
             500: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2252,6 +2992,10 @@ export interface operations {
                 headers: {
                     /** @description The task's new version */
                     ETag?: string;
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2261,6 +3005,10 @@ export interface operations {
             /** @description Malformed request: body, path or query */
             400: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2279,24 +3027,36 @@ export interface operations {
             /** @description Needs org:tasks:write */
             403: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description No such task in this workspace */
+            /** @description No such resource in this workspace (ids of other workspaces too) */
             404: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description The task changed since it was read */
+            /** @description The resource changed since the If-Match ETag was read */
             412: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2306,6 +3066,10 @@ export interface operations {
             /** @description Request body too large */
             413: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2315,15 +3079,38 @@ export interface operations {
             /** @description Unsupported content type */
             415: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description Invalid fields */
+            /** @description Invalid fields or parameters; `errors[]` names each one */
             422: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description `rate_limited`: the workspace is over its plan's request rate; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2333,6 +3120,71 @@ export interface operations {
             /** @description Server fault; quote the request id */
             500: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    getUsage: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description This month's usage */
+            200: {
+                headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Usage"];
+                };
+            };
+            /** @description Missing or invalid token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description `rate_limited`: the workspace is over its plan's request rate; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Server fault; quote the request id */
+            500: {
+                headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2370,22 +3222,34 @@ export interface operations {
                 headers: {
                     /** @description Weak validator of this page; send it in If-None-Match */
                     ETag?: string;
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Page_Voice"];
                 };
             };
-            /** @description Not modified: the page is as the If-None-Match ETag describes */
+            /** @description Not modified: unchanged since the If-None-Match ETag */
             304: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content?: never;
             };
-            /** @description Malformed query */
+            /** @description Malformed request: body, path or query */
             400: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2404,15 +3268,38 @@ export interface operations {
             /** @description Needs org:voices:read */
             403: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description Invalid filters, limit or cursor */
+            /** @description Invalid fields or parameters; `errors[]` names each one */
             422: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description `rate_limited`: the workspace is over its plan's request rate; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2422,6 +3309,10 @@ export interface operations {
             /** @description Server fault; quote the request id */
             500: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2448,6 +3339,10 @@ export interface operations {
                 headers: {
                     ETag?: string;
                     Location?: string;
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2457,6 +3352,10 @@ export interface operations {
             /** @description Malformed form */
             400: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2472,9 +3371,26 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
+            /** @description `plan_limit_reached`: the workspace has as many custom voices as its plan allows */
+            402: {
+                headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
             /** @description Needs org:voices:write */
             403: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2484,6 +3400,10 @@ export interface operations {
             /** @description Far larger than the sample limit */
             413: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2493,6 +3413,10 @@ export interface operations {
             /** @description Not multipart/form-data */
             415: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2502,6 +3426,25 @@ export interface operations {
             /** @description Invalid fields, or a sample that is not accepted audio (format, size, duration, truncated) */
             422: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description `rate_limited`: the workspace is over its plan's request rate; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2511,6 +3454,10 @@ export interface operations {
             /** @description Server fault; quote the request id */
             500: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2538,22 +3485,34 @@ export interface operations {
             200: {
                 headers: {
                     ETag?: string;
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Voice"];
                 };
             };
-            /** @description Not modified (If-None-Match) */
+            /** @description Not modified: unchanged since the If-None-Match ETag */
             304: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content?: never;
             };
-            /** @description Malformed id */
+            /** @description Malformed request: body, path or query */
             400: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2572,15 +3531,38 @@ export interface operations {
             /** @description Needs org:voices:read */
             403: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description No such voice for this workspace */
+            /** @description No such resource in this workspace (ids of other workspaces too) */
             404: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description `rate_limited`: the workspace is over its plan's request rate; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2590,6 +3572,10 @@ export interface operations {
             /** @description Server fault; quote the request id */
             500: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2616,13 +3602,21 @@ export interface operations {
             /** @description Deleted, with its sample */
             204: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content?: never;
             };
-            /** @description Malformed id */
+            /** @description Malformed request: body, path or query */
             400: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2641,24 +3635,51 @@ export interface operations {
             /** @description Needs org:voices:delete; system voices are read-only */
             403: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description No such voice for this workspace */
+            /** @description No such resource in this workspace (ids of other workspaces too) */
             404: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description The voice changed since it was read */
+            /** @description The resource changed since the If-Match ETag was read */
             412: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description `rate_limited`: the workspace is over its plan's request rate; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2668,6 +3689,10 @@ export interface operations {
             /** @description Server fault; quote the request id */
             500: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2699,15 +3724,23 @@ export interface operations {
             200: {
                 headers: {
                     ETag?: string;
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Voice"];
                 };
             };
-            /** @description Malformed JSON or id */
+            /** @description Malformed request: body, path or query */
             400: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2726,24 +3759,36 @@ export interface operations {
             /** @description Needs org:voices:write; system voices are read-only */
             403: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description No such voice for this workspace */
+            /** @description No such resource in this workspace (ids of other workspaces too) */
             404: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description The voice changed since it was read */
+            /** @description The resource changed since the If-Match ETag was read */
             412: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2753,6 +3798,10 @@ export interface operations {
             /** @description Request body too large */
             413: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2762,15 +3811,38 @@ export interface operations {
             /** @description Unsupported content type */
             415: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description Invalid fields */
+            /** @description Invalid fields or parameters; `errors[]` names each one */
             422: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description `rate_limited`: the workspace is over its plan's request rate; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2780,6 +3852,10 @@ export interface operations {
             /** @description Server fault; quote the request id */
             500: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2808,6 +3884,10 @@ export interface operations {
                 headers: {
                     "Accept-Ranges"?: string;
                     "Content-Length"?: number;
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2819,6 +3899,10 @@ export interface operations {
                 headers: {
                     "Content-Length"?: number;
                     "Content-Range"?: string;
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2828,6 +3912,10 @@ export interface operations {
             /** @description Malformed request: body, path or query */
             400: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2846,6 +3934,10 @@ export interface operations {
             /** @description Needs org:voices:read */
             403: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2855,6 +3947,10 @@ export interface operations {
             /** @description No such voice, or it has no sample */
             404: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2864,6 +3960,25 @@ export interface operations {
             /** @description The range is outside the sample */
             416: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description `rate_limited`: the workspace is over its plan's request rate; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2873,6 +3988,10 @@ export interface operations {
             /** @description Server fault; quote the request id */
             500: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2919,7 +4038,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description Body too large */
+            /** @description Request body too large */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -2930,6 +4049,15 @@ export interface operations {
             };
             /** @description Unsupported content type */
             415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Invalid fields or parameters; `errors[]` names each one */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
