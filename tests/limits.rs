@@ -156,16 +156,25 @@ async fn twenty_concurrent_generations_on_two_apps_spend_exactly_the_allowance()
         espeak(args);
     })
     .await;
-    let second = TestApp::spawn_on(first.clerk.clone(), first.db.shared(), |args| {
-        with_plans(args, &plans);
-        espeak(args);
-    })
-    .await;
+    // Two Apps on one database, as two replicas. SQLite is one process's database (two
+    // processes writing one file at once meet "database is locked"): there, one App.
+    let second = if first.db.is_postgres() {
+        Some(
+            TestApp::spawn_on(first.clerk.clone(), first.db.shared(), |args| {
+                with_plans(args, &plans);
+                espeak(args);
+            })
+            .await,
+        )
+    } else {
+        None
+    };
+    let second = second.as_ref().unwrap_or(&first);
     let token = token(&first, "org_quota");
     let voice = system_voice(&first, &token, "Aria").await;
 
     let replies = join_all((0..20).map(|i| {
-        let app = if i % 2 == 0 { &first } else { &second };
+        let app = if i % 2 == 0 { &first } else { second };
         generate(app, &token, &voice, " a ")
     }))
     .await;
@@ -196,8 +205,8 @@ async fn twenty_concurrent_generations_on_two_apps_spend_exactly_the_allowance()
     assert_eq!(usage.json["characters_used"], 3);
     assert_eq!(usage.json["characters_limit"], 3);
     // Another workspace has an allowance of its own.
-    let other = token_for(&second, "org_other_quota");
-    let reply = generate(&second, &other, &voice, "Hi").await;
+    let other = token_for(second, "org_other_quota");
+    let reply = generate(second, &other, &voice, "Hi").await;
     assert_eq!(reply.status, 201, "{}", reply.json);
     assert_eq!(reply.header("x-character-count"), Some("2"));
 }
