@@ -220,6 +220,21 @@ pub struct ConfigArgs {
     /// (credentials and endpoint from the usual AWS_* variables) [default: <data dir>/audio].
     #[arg(long, env = "RESONANCE_STORAGE_URL", global = true, value_parser = storage_location)]
     pub storage_url: Option<StorageLocation>,
+
+    // Plans and limits.
+
+    /// JSON plan catalogue (`{"default": …, "plans": {…}}`, see README "Plans and limits")
+    /// [default: a built-in generous catalogue].
+    #[arg(long, env = "RESONANCE_PLANS_FILE", global = true)]
+    pub plans_file: Option<PathBuf>,
+    /// Redis for rate-limit buckets shared by every replica (`redis://…`, `rediss://…`)
+    /// [default: buckets in process].
+    #[arg(long, env = "RESONANCE_REDIS_URL", global = true, hide_env_values = true,
+          value_parser = redis_url)]
+    pub redis_url: Option<String>,
+    /// Prefix of the Redis keys this service writes.
+    #[arg(long, env = "RESONANCE_REDIS_KEY_PREFIX", global = true, default_value = "resonance:")]
+    pub redis_key_prefix: String,
 }
 
 /// Validated configuration.
@@ -238,6 +253,17 @@ pub struct Config {
     pub db: DbPoolConfig,
     pub clerk: ClerkConfig,
     pub speech: SpeechConfig,
+    pub limits: LimitsConfig,
+}
+
+/// Plans, rate limits and quotas.
+#[derive(Debug, Clone, Default)]
+pub struct LimitsConfig {
+    /// The plan catalogue file; `None`: the built-in catalogue.
+    pub plans_file: Option<PathBuf>,
+    /// Shared rate-limit buckets; `None`: in process.
+    pub redis_url: Option<String>,
+    pub redis_key_prefix: String,
 }
 
 #[derive(Debug, Clone)]
@@ -392,6 +418,11 @@ impl Config {
                 sample_max: Duration::from_secs(max_secs),
                 storage,
             },
+            limits: LimitsConfig {
+                plans_file: args.plans_file.clone(),
+                redis_url: args.redis_url.clone(),
+                redis_key_prefix: args.redis_key_prefix.clone(),
+            },
         })
     }
 
@@ -502,6 +533,17 @@ fn database_url(url: &str) -> Result<String, &'static str> {
         Ok(url.to_owned())
     } else {
         Err("expected a sqlite://… or postgres://… URL")
+    }
+}
+
+fn redis_url(url: &str) -> Result<String, &'static str> {
+    if ["redis://", "rediss://", "redis+unix://", "unix://"]
+        .iter()
+        .any(|s| url.starts_with(s))
+    {
+        Ok(url.to_owned())
+    } else {
+        Err("expected a redis://… or rediss://… URL")
     }
 }
 

@@ -52,6 +52,9 @@ pub struct ProblemDetails {
     /// Invalid fields (validation errors only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub errors: Option<Vec<FieldError>>,
+    /// Characters the workspace has left this month (`quota_exceeded` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub characters_remaining: Option<i64>,
 }
 
 /// Everything that can go wrong in a request.
@@ -85,6 +88,17 @@ pub enum ApiError {
         detail: String,
         retry_after: Duration,
     },
+    /// The workspace is over its plan's request rate (see `limits::rate`).
+    #[error("this workspace is over its plan's request rate; retry after the Retry-After delay")]
+    RateLimited { retry_after: Duration },
+    /// A generation needs more characters than the workspace has left this month.
+    #[error(
+        "this generation needs {requested} characters and the workspace has {remaining} left this month"
+    )]
+    QuotaExceeded { requested: i64, remaining: i64 },
+    /// The plan allows no more of something (custom voices).
+    #[error("{0}")]
+    PlanLimitReached(String),
     #[error("{detail}")]
     BadGateway { detail: String },
     #[error("{detail}")]
@@ -156,7 +170,12 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
-            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::TooManyRequests { .. } | ApiError::RateLimited { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
+            ApiError::QuotaExceeded { .. } | ApiError::PlanLimitReached(_) => {
+                StatusCode::PAYMENT_REQUIRED
+            }
             ApiError::BadGateway { .. } => StatusCode::BAD_GATEWAY,
             ApiError::ServiceUnavailable { .. } | ApiError::DatabaseUnavailable { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -180,6 +199,9 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::RangeNotSatisfiable { .. } => "range_not_satisfiable",
             ApiError::TooManyRequests { .. } => "too_many_requests",
+            ApiError::RateLimited { .. } => "rate_limited",
+            ApiError::QuotaExceeded { .. } => "quota_exceeded",
+            ApiError::PlanLimitReached(_) => "plan_limit_reached",
             ApiError::BadGateway { .. } => "upstream_failed",
             ApiError::ServiceUnavailable { .. } => "service_unavailable",
             ApiError::DatabaseUnavailable { .. } => "database_unavailable",
@@ -220,6 +242,10 @@ impl ApiError {
                 ApiError::Validation(fields) => Some(fields.clone()),
                 _ => None,
             },
+            characters_remaining: match self {
+                ApiError::QuotaExceeded { remaining, .. } => Some(*remaining),
+                _ => None,
+            },
         }
     }
 }
@@ -250,6 +276,7 @@ pub fn render_problem(err: &ApiError, request_id: &str, resource_metadata: &str)
             response.insert_header((header::WWW_AUTHENTICATE, value));
         }
         ApiError::TooManyRequests { retry_after, .. }
+        | ApiError::RateLimited { retry_after }
         | ApiError::ServiceUnavailable {
             retry_after: Some(retry_after),
             ..

@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 use resonance_api::{
     auth,
     config::{self, Config, ConfigArgs},
-    db, openapi, server, telemetry,
+    db, limits, openapi, server, telemetry,
 };
 
 /// mimalloc: request handling allocates many small, short-lived buffers (rows, JSON), where
@@ -70,6 +70,12 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if matches!(cli.command, None | Some(Command::Serve))
+        && let Err(problem) = limits::PlanCatalogue::load(config.limits.plans_file.as_deref())
+    {
+        eprintln!("configuration error: RESONANCE_PLANS_FILE: {problem}");
+        return ExitCode::from(2);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -36,6 +36,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
         routes::voices::VoicesApi::openapi(),
         routes::generations::GenerationsApi::openapi(),
         routes::members::MembersApi::openapi(),
+        routes::usage::UsageApi::openapi(),
         routes::webhooks::WebhooksApi::openapi(),
     ] {
         document.merge(resource);
@@ -68,11 +69,15 @@ impl Modify for BearerAuth {
 
 /// Answers documented once here rather than on every handler, because the middleware,
 /// extractors and shared helpers (`rest`) produce them the same way for every endpoint: 400,
-/// 413, 415, 401 (with `WWW-Authenticate`) and 500 everywhere they can occur; 503 with
+/// 413, 415, 431, 401 (with `WWW-Authenticate`) and 500 everywhere they can occur; 503 with
 /// `Retry-After` wherever a token is verified or the database is used; 422 wherever a body or
 /// query is validated; 404 for an `{id}`; 412 with `If-Match`; 304 (with the `ETag`) with
 /// `If-None-Match`. A handler that documents one of these itself (with a more specific
 /// description) keeps its own.
+///
+/// Every secured operation is also counted by the workspace's rate limiter
+/// (`limits::rate`): 429 `rate_limited` with `Retry-After`, and the `RateLimit-Policy` and
+/// `RateLimit` headers on each of its answers but 401 (no workspace is known then).
 struct SharedErrors;
 
 impl Modify for SharedErrors {
@@ -202,6 +207,11 @@ impl Modify for SharedErrors {
                             .build()
                             .into()
                         });
+                    add(
+                        operation,
+                        "429",
+                        "`rate_limited`: the workspace is over its plan's request rate; retry after `Retry-After` seconds",
+                    );
                 }
                 add(
                     operation,
@@ -209,6 +219,9 @@ impl Modify for SharedErrors {
                     "Request line and headers larger than 16 KiB together",
                 );
                 add(operation, "500", "Server fault; quote the request id");
+                if operation.security.is_some() {
+                    rate_limit_headers(operation);
+                }
             }
         }
     }
@@ -314,6 +327,51 @@ impl Modify for ResourceLinks {
                     }
                 }
             }
+        }
+    }
+}
+
+/// The rate limiter's headers on every answer of a secured operation but 401, and
+/// `Retry-After` on its 429 (draft-ietf-httpapi-ratelimit-headers-09 field syntax).
+fn rate_limit_headers(operation: &mut utoipa::openapi::path::Operation) {
+    use utoipa::openapi::{
+        RefOr,
+        header::{Header, HeaderBuilder},
+        schema::{ObjectBuilder, Type},
+    };
+    let header = |kind: Type, description: &str| -> Header {
+        HeaderBuilder::new()
+            .schema(ObjectBuilder::new().schema_type(kind))
+            .description(Some(description))
+            .build()
+    };
+    for (status, response) in operation.responses.responses.iter_mut() {
+        let RefOr::T(response) = response else {
+            continue;
+        };
+        if status == "401" {
+            continue;
+        }
+        response
+            .headers
+            .entry("RateLimit-Policy".to_owned())
+            .or_insert_with(|| {
+                header(
+                    Type::String,
+                    "The workspace's plan as a quota policy: `\"<plan>\";q=<burst>;w=<seconds to refill it>`",
+                )
+            });
+        response.headers.entry("RateLimit".to_owned()).or_insert_with(|| {
+            header(
+                Type::String,
+                "What is left of it now: `\"<plan>\";r=<requests left>;t=<seconds until the burst is whole>`",
+            )
+        });
+        if status == "429" {
+            response
+                .headers
+                .entry("Retry-After".to_owned())
+                .or_insert_with(|| header(Type::Integer, "Seconds to wait before retrying"));
         }
     }
 }

@@ -11,6 +11,7 @@ use crate::{
     config::Config,
     db,
     http::{self, not_found, request_context},
+    limits::{self, Limits},
     openapi, routes,
     shutdown::{self, Drain},
     speech::Speech,
@@ -26,6 +27,7 @@ use crate::{
 /// `resonance migrate up` (as the schema owner) as a release step.
 pub async fn prepare(config: Config) -> anyhow::Result<AppState> {
     let auth = Authenticator::new(&config)?;
+    let limits = Limits::new(&config.limits)?;
     let speech = Speech::from_config(&config.speech).context("setting up speech synthesis")?;
     {
         let owner = db::connect(&config.migration_database_url, &config.db)
@@ -55,6 +57,7 @@ pub async fn prepare(config: Config) -> anyhow::Result<AppState> {
         db,
         auth: Arc::new(auth),
         speech: Arc::new(speech),
+        limits: Arc::new(limits),
     })
 }
 
@@ -65,6 +68,7 @@ pub fn start(listener: TcpListener, state: AppState) -> std::io::Result<Server> 
     let (json_config, path_config, query_config) = http::extractor_configs(&config);
     let config_data = web::Data::from(config.clone());
     let auth_data = web::Data::from(state.auth.clone());
+    let limits_data = web::Data::from(state.limits.clone());
     let document = web::Data::new(routes::docs::ApiDocument(openapi::document_json()));
     let drain = Arc::new(Drain::default());
     let drain_data = web::Data::from(drain.clone());
@@ -77,6 +81,7 @@ pub fn start(listener: TcpListener, state: AppState) -> std::io::Result<Server> 
             .app_data(web::Data::new(worker_state(&state, workers)))
             .app_data(config_data.clone())
             .app_data(auth_data.clone())
+            .app_data(limits_data.clone())
             .app_data(document.clone())
             .app_data(drain_data.clone())
             .app_data(json_config.clone())
@@ -86,6 +91,7 @@ pub fn start(listener: TcpListener, state: AppState) -> std::io::Result<Server> 
             // extractors, the input guard and the default service give (errors included) and
             // sets its headers;
             // `request_context` then renders errors as problem+json keeping those headers.
+            .wrap(from_fn(limits::rate_limit_headers))
             .wrap(from_fn(http::guard_input))
             .wrap(http::cors(&config_data))
             .wrap(from_fn(request_context))

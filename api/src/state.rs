@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use sea_orm::DatabaseConnection;
 
-use crate::{auth::Authenticator, config::Config, speech::Speech, tenant::TenantRegistry};
+use crate::{
+    auth::Authenticator, config::Config, limits::Limits, speech::Speech, tenant::TenantRegistry,
+};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -19,6 +21,8 @@ pub struct AppState {
     pub auth: Arc<Authenticator>,
     /// Speech provider, audio storage and synthesis limits.
     pub speech: Arc<Speech>,
+    /// Plans, the per-workspace rate limiter, quotas.
+    pub limits: Arc<Limits>,
 }
 
 impl AppState {

@@ -63,6 +63,27 @@ fn a_bad_value_stops_with_one_line_naming_the_variable() {
 }
 
 #[test]
+fn a_bad_plans_file_stops_with_one_line_naming_the_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.json");
+    let line = configuration_error(resonance().env("RESONANCE_PLANS_FILE", &missing));
+    assert!(
+        line.starts_with("configuration error: RESONANCE_PLANS_FILE: cannot read"),
+        "{line}"
+    );
+    let bad = dir.path().join("plans.json");
+    std::fs::write(&bad, r#"{"default": "gold", "plans": {}}"#).unwrap();
+    let line = configuration_error(resonance().env("RESONANCE_PLANS_FILE", &bad));
+    assert!(
+        line.ends_with("the default plan \"gold\" is not among the plans"),
+        "{line}"
+    );
+    assert!(line.contains("RESONANCE_PLANS_FILE"), "{line}");
+    let line = configuration_error(resonance().env("RESONANCE_REDIS_URL", "http://cache"));
+    assert!(line.contains("RESONANCE_REDIS_URL"), "{line}");
+}
+
+#[test]
 fn the_line_says_what_is_wrong_and_repeats_no_secret() {
     let out_of_range = "configuration error: RESONANCE_BODY_LIMIT_BYTES: invalid value \"0\": \
                         0 is not in 1..=1073741824";

@@ -93,6 +93,7 @@ fn imports_point_down() {
     let lower = [
         "tenant",
         "auth",
+        "limits",
         "speech",
         "entities",
         "http",

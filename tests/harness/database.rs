@@ -61,6 +61,17 @@ impl TestDatabase {
         }
     }
 
+    /// The same database for a second App (two replicas on one database). The original
+    /// keeps owning it: it must outlive this copy, which drops nothing.
+    pub fn shared(&self) -> TestDatabase {
+        TestDatabase {
+            owner_url: self.owner_url.clone(),
+            app_url: self.app_url.clone(),
+            postgres: None,
+            _dir: None,
+        }
+    }
+
     pub fn is_postgres(&self) -> bool {
         self.postgres.is_some()
     }

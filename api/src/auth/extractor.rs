@@ -8,6 +8,7 @@ use super::Authenticator;
 use crate::{
     error::{ApiError, Unauthorized},
     http::LoggedTenant,
+    limits::Limits,
     tenant::TenantContext,
 };
 
@@ -58,6 +59,19 @@ impl FromRequest for TenantContext {
             }
             req.extensions_mut()
                 .insert(LoggedTenant(ctx.tenant_id.clone()));
+            // The workspace's request rate, right after authentication: its key is the
+            // workspace, whichever token or address the request came with.
+            if let Some(limits) = req.app_data::<web::Data<Limits>>() {
+                match limits.admit(&ctx).await {
+                    Ok(state) => {
+                        req.extensions_mut().insert(state);
+                    }
+                    Err((state, refused)) => {
+                        req.extensions_mut().insert(state);
+                        return Err(refused);
+                    }
+                }
+            }
             Ok(ctx)
         })
     }

@@ -6,6 +6,7 @@ pub mod membership;
 pub mod project;
 pub mod task;
 pub mod tenant;
+pub mod usage;
 pub mod user;
 pub mod voice;
 

@@ -14,6 +14,7 @@ use uuid::Uuid;
 use crate::{
     entities::{generation, voice},
     error::{ApiError, FieldError, ProblemDetails},
+    limits::quota,
     rest::{self, ListPage, Page},
     routes::audio,
     speech::{OutputFormat, SpeechProvider, SynthesisRequest, storage::AudioStorage},
@@ -231,7 +232,8 @@ fn no_provider() -> ApiError {
     security(("bearer" = [])),
     request_body = CreateGeneration,
     responses(
-        (status = 201, description = "Synthesized and stored", body = Generation, headers(("Location" = String, description = "The generation's URL"))),
+        (status = 201, description = "Synthesized and stored", body = Generation, headers(("Location" = String, description = "The generation's URL"), ("x-character-count" = u64, description = "Characters this generation was charged: the Unicode scalar values of the trimmed text"))),
+        (status = 402, description = "`quota_exceeded`: the text needs more characters than the workspace has left this month (`characters_remaining` says how many); nothing was synthesized or charged", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 403, description = "Needs org:generations:create", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields, a voice this workspace cannot use, or a `format` or non-zero `pitch` the configured provider cannot produce", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 429, description = "Too many syntheses in progress (see Retry-After)", body = ProblemDetails, content_type = "application/problem+json",
@@ -252,13 +254,43 @@ pub async fn create(
 
     let input = input.validate(provider.as_ref())?;
 
+    // What the generation costs: the characters of the text as spoken (trimmed).
+    let characters = quota::characters(&input.text);
+    let plan = state.limits.plan_for(&ctx).clone();
     let db = ScopedDb::begin(&state.tenants, &ctx).await?;
     let voice = db
         .get::<voice::Entity>(input.voice_id)
         .await?
         .ok_or_else(|| ApiError::field("voice_id", "no such voice for this workspace"))?;
+    // Reserved (and committed) before synthesizing; given back below if anything fails.
+    let reservation = quota::reserve(&db, &plan, characters).await?;
     db.commit().await?;
 
+    let created = synthesize_and_store(&state, &ctx, provider, voice, input).await;
+    match created {
+        Ok(created) => Ok(HttpResponse::Created()
+            .insert_header((header::LOCATION, format!("/v1/generations/{}", created.id)))
+            .insert_header((CHARACTER_COUNT, characters))
+            .json(Generation::from(created))),
+        Err(err) => {
+            quota::release(&state.tenants, &ctx, reservation).await;
+            Err(err)
+        }
+    }
+}
+
+/// The characters a generation was charged (`POST /v1/generations`).
+pub const CHARACTER_COUNT: &str = "x-character-count";
+
+/// Synthesizes a checked generation request and stores its audio and row (or a failed row).
+async fn synthesize_and_store(
+    state: &AppState,
+    ctx: &TenantContext,
+    provider: std::sync::Arc<dyn SpeechProvider>,
+    voice: voice::Model,
+    input: NewGeneration,
+) -> Result<generation::Model, ApiError> {
+    let speech = state.speech.clone();
     // Held until the audio is stored; the database is not held while synthesizing.
     let _permit = speech.limiter.acquire(&ctx.tenant_id)?;
     let NewGeneration {
@@ -303,7 +335,7 @@ pub async fn create(
             row.audio_bytes = Set(None);
             row.duration_ms = Set(None);
             row.sample_rate = Set(None);
-            let db = ScopedDb::begin(&state.tenants, &ctx).await?;
+            let db = ScopedDb::begin(&state.tenants, ctx).await?;
             db.insert(row).await?;
             db.commit().await?;
             return Err(ApiError::BadGateway {
@@ -324,18 +356,15 @@ pub async fn create(
     row.duration_ms = Set(Some(synthesized.info.duration.as_millis() as i64));
     row.sample_rate = Set(synthesized.info.sample_rate.map(|r| r as i32));
     let record = async {
-        let db = ScopedDb::begin(&state.tenants, &ctx).await?;
+        let db = ScopedDb::begin(&state.tenants, ctx).await?;
         let created = db.insert(row).await?;
         db.commit().await?;
         Ok::<_, ApiError>(created)
     };
-    let created = speech
+    speech
         .storage
         .put_then(&key, synthesized.bytes, record)
-        .await?;
-    Ok(HttpResponse::Created()
-        .insert_header((header::LOCATION, format!("/v1/generations/{}", created.id)))
-        .json(Generation::from(created)))
+        .await
 }
 
 /// List generations, newest first.

@@ -6,6 +6,7 @@ use utoipa::{OpenApi, ToSchema};
 
 use crate::{
     http::public_base,
+    limits::Plan,
     state::AppState,
     tenant::{TenantContext, TenantKind, TokenKind, permissions},
 };
@@ -20,10 +21,21 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 #[derive(OpenApi)]
 #[openapi(
     paths(me, protected_resource_metadata),
-    components(schemas(TenantContext, TenantKind, TokenKind, ProtectedResourceMetadata)),
+    components(schemas(Me, TenantContext, TenantKind, TokenKind, Plan, ProtectedResourceMetadata)),
     tags((name = "me", description = "The caller's identity and permissions")),
 )]
 pub struct MeApi;
+
+/// The caller's context and the plan its workspace is served with.
+#[derive(Serialize, ToSchema)]
+pub struct Me {
+    #[serde(flatten)]
+    pub context: TenantContext,
+    /// The plan this request was served with and its limits: the plan `plan` names when the
+    /// catalogue knows it, else (machine tokens) the one last seen for the workspace, else
+    /// the catalogue's default.
+    pub plan_limits: Plan,
+}
 
 /// Who the caller is, in which workspace, and what they may do, so a client can show or hide
 /// actions the way Clerk's `has()` does.
@@ -33,11 +45,15 @@ pub struct MeApi;
     tag = "me", operation_id = "getMe",
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The caller's context", body = TenantContext),
+        (status = 200, description = "The caller's context", body = Me),
     )
 )]
-pub async fn me(ctx: TenantContext) -> HttpResponse {
-    HttpResponse::Ok().json(ctx)
+pub async fn me(state: web::Data<AppState>, ctx: TenantContext) -> HttpResponse {
+    let plan_limits = Plan::clone(state.limits.plan_for(&ctx));
+    HttpResponse::Ok().json(Me {
+        context: ctx,
+        plan_limits,
+    })
 }
 
 /// RFC 9728 protected-resource metadata.

@@ -13,6 +13,7 @@ pub mod me;
 pub mod members;
 pub mod projects;
 pub mod tasks;
+pub mod usage;
 pub mod voices;
 pub mod webhooks;
 
@@ -28,6 +29,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         tasks::configure,
         voices::configure,
         generations::configure,
+        usage::configure,
     ] {
         resource(cfg);
     }

@@ -17,6 +17,7 @@ use uuid::Uuid;
 use crate::{
     entities::voice,
     error::{ApiError, FieldError, ProblemDetails},
+    limits::quota,
     rest::{self, Page, PageRequest, Precondition, nullable},
     routes::audio,
     speech::{
@@ -611,6 +612,7 @@ async fn read_form(mut form: Multipart, max_sample: usize) -> Result<VoiceForm, 
             ("ETag" = String, description = "The voice's version; send it in If-Match"),
             ("Location" = String, description = "The voice's URL"))),
         (status = 400, description = "Malformed form", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 402, description = "`plan_limit_reached`: the workspace has as many custom voices as its plan allows", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 403, description = "Needs org:voices:write", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 413, description = "Far larger than the sample limit", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 415, description = "Not multipart/form-data", body = ProblemDetails, content_type = "application/problem+json"),
@@ -624,6 +626,18 @@ pub async fn create(
 ) -> Result<HttpResponse, ApiError> {
     ctx.require(permissions::VOICES_WRITE)?;
     let speech = &state.speech;
+    // The plan's allowance, before the upload is read (checked again, under a lock, when
+    // the voice is recorded).
+    let plan = state.limits.plan_for(&ctx).clone();
+    let db = ScopedDb::begin(&state.tenants, &ctx).await?;
+    let have = quota::custom_voices(&db).await?;
+    db.finish_read();
+    if have >= plan.max_custom_voices {
+        return Err(ApiError::PlanLimitReached(format!(
+            "the {} plan allows {} custom voices and this workspace has {have}; delete one or change plans",
+            plan.name, plan.max_custom_voices
+        )));
+    }
     let form = read_form(form, speech.sample_max_bytes).await?;
     let input = form.validate(speech)?;
 
@@ -661,6 +675,7 @@ pub async fn create(
     };
     let record = async {
         let db = ScopedDb::begin(&state.tenants, &ctx).await?;
+        quota::check_custom_voice_allowance(&db, &plan).await?;
         let created = db.insert(row).await?;
         db.commit().await?;
         Ok::<_, ApiError>(created)

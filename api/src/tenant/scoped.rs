@@ -17,12 +17,13 @@ use std::collections::HashMap;
 
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, DbErr, DeleteMany, EntityTrait, IntoActiveModel,
-    PaginatorTrait, QueryFilter, Select,
+    PaginatorTrait, QueryFilter, Select, Set,
+    sea_query::{Expr, ExprTrait, OnConflict},
 };
 
 use super::{TenantContext, TenantRegistry, connection::RequestTransaction};
 use crate::{
-    entities::{TenantOwned, user},
+    entities::{TenantOwned, usage, user},
     error::ApiError,
 };
 
@@ -165,5 +166,73 @@ impl ScopedDb {
             .exec(&self.txn)
             .await?
             .rows_affected)
+    }
+
+    /// Reserves `characters` of this tenant's month starting `period_start`, if its use stays
+    /// within `limit`: the month's row is created when missing, then one conditional
+    /// `UPDATE … SET characters_used = characters_used + n WHERE … AND characters_used + n <=
+    /// limit`, so concurrent reservations (in any process) never overspend. `Ok(Ok(used))`:
+    /// reserved, the month's use is now `used`; `Ok(Err(used))`: refused, nothing changed.
+    /// With `characters` 0 it only locks the month's row until the transaction ends.
+    pub async fn reserve_characters(
+        &self,
+        period_start: chrono::NaiveDate,
+        characters: i64,
+        limit: i64,
+    ) -> Result<Result<i64, i64>, DbErr> {
+        let now = chrono::Utc::now();
+        let row = usage::ActiveModel {
+            tenant_id: Set(self.tenant_id.clone()),
+            period_start: Set(period_start),
+            characters_used: Set(0),
+            created_by_user_id: Set(self.principal.clone()),
+            updated_at: Set(now),
+        };
+        let create = usage::Entity::insert(row)
+            .on_conflict(
+                OnConflict::columns([usage::Column::TenantId, usage::Column::PeriodStart])
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .exec_without_returning(&self.txn)
+            .await;
+        match create {
+            Ok(_) | Err(DbErr::RecordNotInserted) => {}
+            Err(err) => return Err(err),
+        }
+        let used = Expr::col(usage::Column::CharactersUsed);
+        let updated = usage::Entity::update_many()
+            .col_expr(usage::Column::CharactersUsed, used.clone().add(characters))
+            .col_expr(usage::Column::UpdatedAt, Expr::value(now))
+            .filter(self.owned::<usage::Entity>())
+            .filter(usage::Column::PeriodStart.eq(period_start))
+            .filter(used.add(characters).lte(limit))
+            .exec_with_returning(&self.txn)
+            .await?;
+        if let Some(row) = updated.first() {
+            return Ok(Ok(row.characters_used));
+        }
+        let current = self
+            .one(usage::Entity::find().filter(usage::Column::PeriodStart.eq(period_start)))
+            .await?;
+        Ok(Err(current.map_or(0, |row| row.characters_used)))
+    }
+
+    /// Gives back `characters` reserved in the month starting `period_start` (a synthesis
+    /// that failed); never below zero.
+    pub async fn release_characters(
+        &self,
+        period_start: chrono::NaiveDate,
+        characters: i64,
+    ) -> Result<(), DbErr> {
+        let used = Expr::col(usage::Column::CharactersUsed);
+        usage::Entity::update_many()
+            .col_expr(usage::Column::CharactersUsed, used.clone().sub(characters))
+            .filter(self.owned::<usage::Entity>())
+            .filter(usage::Column::PeriodStart.eq(period_start))
+            .filter(used.gte(characters))
+            .exec(&self.txn)
+            .await?;
+        Ok(())
     }
 }

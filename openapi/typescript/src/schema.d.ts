@@ -219,6 +219,23 @@ export interface paths {
         patch: operations["updateTask"];
         trace?: never;
     };
+    "/v1/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** This month's usage and the plan's limits. */
+        get: operations["getUsage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/voices": {
         parameters: {
             query?: never;
@@ -462,6 +479,15 @@ export interface components {
             /** @description `ok` (alive) or `ready` (database reachable). */
             status: string;
         };
+        /** @description The caller's context and the plan its workspace is served with. */
+        Me: components["schemas"]["TenantContext"] & {
+            /**
+             * @description The plan this request was served with and its limits: the plan `plan` names when the
+             *     catalogue knows it, else (machine tokens) the one last seen for the workspace, else
+             *     the catalogue's default.
+             */
+            plan_limits: components["schemas"]["Plan"];
+        };
         /** @description A member of the workspace. */
         Member: {
             /** @description The user account was deleted in Clerk. */
@@ -631,8 +657,43 @@ export interface components {
             }[];
             next_cursor?: string | null;
         };
+        /** @description A plan and what it allows. */
+        Plan: {
+            /**
+             * Format: int32
+             * @description Requests the workspace may make at once before the rate applies.
+             */
+            burst: number;
+            /**
+             * Format: int64
+             * @description Characters of generated speech per calendar month (UTC).
+             */
+            characters_per_month: number;
+            /** @description Features the plan includes. */
+            features: string[];
+            /**
+             * Format: int64
+             * @description Custom voices the workspace may keep.
+             */
+            max_custom_voices: number;
+            /**
+             * @description The plan's name in the catalogue (`free`, `pro`, …).
+             * @example free
+             */
+            name: string;
+            /**
+             * Format: int32
+             * @description Sustained requests per second for the whole workspace (every token and client of it).
+             */
+            requests_per_second: number;
+        };
         /** @description RFC 9457 problem details, as every error response carries them. */
         ProblemDetails: {
+            /**
+             * Format: int64
+             * @description Characters the workspace has left this month (`quota_exceeded` only).
+             */
+            characters_remaining?: number | null;
             /** @description Stable machine-readable code (`not_found`, `validation_failed`, …). */
             code: string;
             /** @description Human explanation of this occurrence. */
@@ -785,6 +846,45 @@ export interface components {
             language?: string | null;
             /** @description At most 100 characters, not blank; stored trimmed. */
             name?: string | null;
+        };
+        /** @description The workspace's use of its plan in the current calendar month (UTC). */
+        Usage: {
+            /**
+             * Format: int64
+             * @description Characters the plan allows per month.
+             */
+            characters_limit: number;
+            /**
+             * Format: int64
+             * @description Characters generations used this month: the Unicode scalar values of each
+             *     generation's trimmed text; failed syntheses are given back.
+             */
+            characters_used: number;
+            /**
+             * Format: int64
+             * @description Custom voices the workspace has.
+             */
+            custom_voices: number;
+            /**
+             * Format: int64
+             * @description Custom voices the plan allows.
+             */
+            custom_voices_limit: number;
+            /**
+             * Format: date
+             * @description First day of the next month, when the allowance starts over.
+             */
+            period_end: string;
+            /**
+             * Format: date
+             * @description First day of the month (UTC).
+             */
+            period_start: string;
+            /**
+             * @description The plan the workspace is served with.
+             * @example free
+             */
+            plan: string;
         };
         /** @description A voice. */
         Voice: {
@@ -984,6 +1084,10 @@ export interface operations {
                 headers: {
                     /** @description Weak validator of this page; send it in If-None-Match */
                     ETag?: string;
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -995,6 +1099,10 @@ export interface operations {
                 headers: {
                     /** @description The current ETag (the one sent) */
                     ETag?: string;
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -1002,6 +1110,10 @@ export interface operations {
             /** @description Malformed request: body, path or query */
             400: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1022,6 +1134,10 @@ export interface operations {
             /** @description Needs org:generations:read */
             403: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1031,6 +1147,25 @@ export interface operations {
             /** @description Invalid fields or parameters; `errors[]` names each one */
             422: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description `rate_limited`: the workspace is over its plan's request rate; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1040,6 +1175,10 @@ export interface operations {
             /** @description Request line and headers larger than 16 KiB together */
             431: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1049,6 +1188,10 @@ export interface operations {
             /** @description Server fault; quote the request id */
             500: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1058,6 +1201,10 @@ export interface operations {
             /** @description Temporarily unavailable: the token could not be verified (Clerk unreachable) or the database is unreachable */
             503: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
                     [name: string]: unknown;
@@ -1086,6 +1233,12 @@ export interface operations {
                 headers: {
                     /** @description The generation's URL */
                     Location?: string;
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    /** @description Characters this generation was charged: the Unicode scalar values of the trimmed text */
+                    "x-character-count"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1095,6 +1248,10 @@ export interface operations {
             /** @description Malformed request: body, path or query */
             400: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1112,9 +1269,26 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
+            /** @description `quota_exceeded`: the text needs more characters than the workspace has left this month (`characters_remaining` says how many); nothing was synthesized or charged */
+            402: {
+                headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
             /** @description Needs org:generations:create */
             403: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1124,6 +1298,10 @@ export interface operations {
             /** @description Request body too large */
             413: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1133,6 +1311,10 @@ export interface operations {
             /** @description Unsupported content type */
             415: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1142,6 +1324,10 @@ export interface operations {
             /** @description Invalid fields, a voice this workspace cannot use, or a `format` or non-zero `pitch` the configured provider cannot produce */
             422: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1151,6 +1337,10 @@ export interface operations {
             /** @description Too many syntheses in progress (see Retry-After) */
             429: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
                     [name: string]: unknown;
@@ -1162,6 +1352,10 @@ export interface operations {
             /** @description Request line and headers larger than 16 KiB together */
             431: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1171,6 +1365,10 @@ export interface operations {
             /** @description Server fault; quote the request id */
             500: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1180,6 +1378,10 @@ export interface operations {
             /** @description Synthesis failed; recorded as a failed generation */
             502: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1189,6 +1391,10 @@ export interface operations {
             /** @description No speech provider is configured */
             503: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1212,6 +1418,10 @@ export interface operations {
             /** @description The generation */
             200: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1221,6 +1431,10 @@ export interface operations {
             /** @description Malformed request: body, path or query */
             400: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1241,6 +1455,10 @@ export interface operations {
             /** @description Needs org:generations:read */
             403: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1250,6 +1468,25 @@ export interface operations {
             /** @description No such resource in this workspace (ids of other workspaces too) */
             404: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description `rate_limited`: the workspace is over its plan's request rate; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1259,6 +1496,10 @@ export interface operations {
             /** @description Request line and headers larger than 16 KiB together */
             431: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1268,6 +1509,10 @@ export interface operations {
             /** @description Server fault; quote the request id */
             500: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1277,6 +1522,10 @@ export interface operations {
             /** @description Temporarily unavailable: the token could not be verified (Clerk unreachable) or the database is unreachable */
             503: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
                     [name: string]: unknown;
@@ -1302,6 +1551,10 @@ export interface operations {
             /** @description Deleted, with its audio */
             204: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -1309,6 +1562,10 @@ export interface operations {
             /** @description Malformed request: body, path or query */
             400: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1329,6 +1586,10 @@ export interface operations {
             /** @description Needs org:generations:create */
             403: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1338,6 +1599,25 @@ export interface operations {
             /** @description No such resource in this workspace (ids of other workspaces too) */
             404: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description `rate_limited`: the workspace is over its plan's request rate; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1347,6 +1627,10 @@ export interface operations {
             /** @description Request line and headers larger than 16 KiB together */
             431: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1356,6 +1640,10 @@ export interface operations {
             /** @description Server fault; quote the request id */
             500: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1365,6 +1653,10 @@ export interface operations {
             /** @description Temporarily unavailable: the token could not be verified (Clerk unreachable) or the database is unreachable */
             503: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
                     [name: string]: unknown;
@@ -1400,6 +1692,10 @@ export interface operations {
                     /** @description `inline` with a file name */
                     "Content-Disposition"?: string;
                     "Content-Length"?: number;
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1418,6 +1714,10 @@ export interface operations {
                     "Content-Length"?: number;
                     /** @description `bytes start-end/size` */
                     "Content-Range"?: string;
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1427,6 +1727,10 @@ export interface operations {
             /** @description Malformed request: body, path or query */
             400: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1447,6 +1751,10 @@ export interface operations {
             /** @description Needs org:generations:read */
             403: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1456,6 +1764,10 @@ export interface operations {
             /** @description No such generation, or it has no audio (failed) */
             404: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1467,6 +1779,25 @@ export interface operations {
                 headers: {
                     /** @description `bytes *\/size` */
                     "Content-Range"?: string;
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description `rate_limited`: the workspace is over its plan's request rate; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1476,6 +1807,10 @@ export interface operations {
             /** @description Request line and headers larger than 16 KiB together */
             431: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1485,6 +1820,10 @@ export interface operations {
             /** @description Server fault; quote the request id */
             500: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1494,6 +1833,10 @@ export interface operations {
             /** @description Temporarily unavailable: the token could not be verified (Clerk unreachable) or the database is unreachable */
             503: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
                     [name: string]: unknown;
@@ -1516,10 +1859,14 @@ export interface operations {
             /** @description The caller's context */
             200: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["TenantContext"];
+                    "application/json": components["schemas"]["Me"];
                 };
             };
             /** @description Missing or invalid token */
@@ -1533,9 +1880,28 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
+            /** @description `rate_limited`: the workspace is over its plan's request rate; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
             /** @description Request line and headers larger than 16 KiB together */
             431: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1545,6 +1911,10 @@ export interface operations {
             /** @description Server fault; quote the request id */
             500: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1554,6 +1924,10 @@ export interface operations {
             /** @description Temporarily unavailable: the token could not be verified (Clerk unreachable) or the database is unreachable */
             503: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
                     [name: string]: unknown;
@@ -1586,6 +1960,10 @@ export interface operations {
                 headers: {
                     /** @description Weak validator of this page; send it in If-None-Match */
                     ETag?: string;
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1597,6 +1975,10 @@ export interface operations {
                 headers: {
                     /** @description The current ETag (the one sent) */
                     ETag?: string;
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -1604,6 +1986,10 @@ export interface operations {
             /** @description Malformed request: body, path or query */
             400: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1624,6 +2010,10 @@ export interface operations {
             /** @description Needs org:members:read */
             403: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1633,6 +2023,25 @@ export interface operations {
             /** @description Invalid fields or parameters; `errors[]` names each one */
             422: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description `rate_limited`: the workspace is over its plan's request rate; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1642,6 +2051,10 @@ export interface operations {
             /** @description Request line and headers larger than 16 KiB together */
             431: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1651,6 +2064,10 @@ export interface operations {
             /** @description Server fault; quote the request id */
             500: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1660,6 +2077,10 @@ export interface operations {
             /** @description Temporarily unavailable: the token could not be verified (Clerk unreachable) or the database is unreachable */
             503: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
                     [name: string]: unknown;
@@ -1692,6 +2113,10 @@ export interface operations {
                 headers: {
                     /** @description Weak validator of this page; send it in If-None-Match */
                     ETag?: string;
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1703,6 +2128,10 @@ export interface operations {
                 headers: {
                     /** @description The current ETag (the one sent) */
                     ETag?: string;
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -1710,6 +2139,10 @@ export interface operations {
             /** @description Malformed request: body, path or query */
             400: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1730,6 +2163,10 @@ export interface operations {
             /** @description Needs org:projects:read */
             403: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1739,6 +2176,25 @@ export interface operations {
             /** @description Invalid fields or parameters; `errors[]` names each one */
             422: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description `rate_limited`: the workspace is over its plan's request rate; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1748,6 +2204,10 @@ export interface operations {
             /** @description Request line and headers larger than 16 KiB together */
             431: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1757,6 +2217,10 @@ export interface operations {
             /** @description Server fault; quote the request id */
             500: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1766,6 +2230,10 @@ export interface operations {
             /** @description Temporarily unavailable: the token could not be verified (Clerk unreachable) or the database is unreachable */
             503: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
                     [name: string]: unknown;
@@ -1796,6 +2264,10 @@ export interface operations {
                     ETag?: string;
                     /** @description The project's URL */
                     Location?: string;
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1805,6 +2277,10 @@ export interface operations {
             /** @description Malformed request: body, path or query */
             400: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1825,6 +2301,10 @@ export interface operations {
             /** @description Needs org:projects:write */
             403: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1834,6 +2314,10 @@ export interface operations {
             /** @description Request body too large */
             413: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1843,6 +2327,10 @@ export interface operations {
             /** @description Unsupported content type */
             415: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1852,6 +2340,25 @@ export interface operations {
             /** @description Invalid fields or parameters; `errors[]` names each one */
             422: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description `rate_limited`: the workspace is over its plan's request rate; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1861,6 +2368,10 @@ export interface operations {
             /** @description Request line and headers larger than 16 KiB together */
             431: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1870,6 +2381,10 @@ export interface operations {
             /** @description Server fault; quote the request id */
             500: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1879,6 +2394,10 @@ export interface operations {
             /** @description Temporarily unavailable: the token could not be verified (Clerk unreachable) or the database is unreachable */
             503: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
                     [name: string]: unknown;
@@ -1909,6 +2428,10 @@ export interface operations {
                 headers: {
                     /** @description The project's version; send it in If-Match */
                     ETag?: string;
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1920,6 +2443,10 @@ export interface operations {
                 headers: {
                     /** @description The current ETag (the one sent) */
                     ETag?: string;
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -1927,6 +2454,10 @@ export interface operations {
             /** @description Malformed request: body, path or query */
             400: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1947,6 +2478,10 @@ export interface operations {
             /** @description Needs org:projects:read */
             403: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1956,6 +2491,25 @@ export interface operations {
             /** @description No such resource in this workspace (ids of other workspaces too) */
             404: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description `rate_limited`: the workspace is over its plan's request rate; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1965,6 +2519,10 @@ export interface operations {
             /** @description Request line and headers larger than 16 KiB together */
             431: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1974,6 +2532,10 @@ export interface operations {
             /** @description Server fault; quote the request id */
             500: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1983,6 +2545,10 @@ export interface operations {
             /** @description Temporarily unavailable: the token could not be verified (Clerk unreachable) or the database is unreachable */
             503: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
                     [name: string]: unknown;
@@ -2011,6 +2577,10 @@ export interface operations {
             /** @description Deleted, with its tasks */
             204: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -2018,6 +2588,10 @@ export interface operations {
             /** @description Malformed request: body, path or query */
             400: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2038,6 +2612,10 @@ export interface operations {
             /** @description Needs org:projects:write */
             403: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2047,6 +2625,10 @@ export interface operations {
             /** @description No such resource in this workspace (ids of other workspaces too) */
             404: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2056,6 +2638,25 @@ export interface operations {
             /** @description The resource changed since the If-Match ETag was read */
             412: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description `rate_limited`: the workspace is over its plan's request rate; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2065,6 +2666,10 @@ export interface operations {
             /** @description Request line and headers larger than 16 KiB together */
             431: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2074,6 +2679,10 @@ export interface operations {
             /** @description Server fault; quote the request id */
             500: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2083,6 +2692,10 @@ export interface operations {
             /** @description Temporarily unavailable: the token could not be verified (Clerk unreachable) or the database is unreachable */
             503: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
                     [name: string]: unknown;
@@ -2117,6 +2730,10 @@ export interface operations {
                 headers: {
                     /** @description The project's new version */
                     ETag?: string;
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2126,6 +2743,10 @@ export interface operations {
             /** @description Malformed request: body, path or query */
             400: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2146,6 +2767,10 @@ export interface operations {
             /** @description Needs org:projects:write */
             403: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2155,6 +2780,10 @@ export interface operations {
             /** @description No such resource in this workspace (ids of other workspaces too) */
             404: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2164,6 +2793,10 @@ export interface operations {
             /** @description The resource changed since the If-Match ETag was read */
             412: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2173,6 +2806,10 @@ export interface operations {
             /** @description Request body too large */
             413: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2182,6 +2819,10 @@ export interface operations {
             /** @description Unsupported content type */
             415: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2191,6 +2832,25 @@ export interface operations {
             /** @description Invalid fields or parameters; `errors[]` names each one */
             422: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description `rate_limited`: the workspace is over its plan's request rate; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2200,6 +2860,10 @@ export interface operations {
             /** @description Request line and headers larger than 16 KiB together */
             431: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2209,6 +2873,10 @@ export interface operations {
             /** @description Server fault; quote the request id */
             500: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2218,6 +2886,10 @@ export interface operations {
             /** @description Temporarily unavailable: the token could not be verified (Clerk unreachable) or the database is unreachable */
             503: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
                     [name: string]: unknown;
@@ -2263,6 +2935,10 @@ export interface operations {
                 headers: {
                     /** @description Weak validator of this page; send it in If-None-Match */
                     ETag?: string;
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2274,6 +2950,10 @@ export interface operations {
                 headers: {
                     /** @description The current ETag (the one sent) */
                     ETag?: string;
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -2281,6 +2961,10 @@ export interface operations {
             /** @description Malformed request: body, path or query */
             400: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2301,6 +2985,10 @@ export interface operations {
             /** @description Needs org:tasks:read */
             403: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2310,6 +2998,25 @@ export interface operations {
             /** @description Invalid fields or parameters; `errors[]` names each one */
             422: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description `rate_limited`: the workspace is over its plan's request rate; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2319,6 +3026,10 @@ export interface operations {
             /** @description Request line and headers larger than 16 KiB together */
             431: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2328,6 +3039,10 @@ export interface operations {
             /** @description Server fault; quote the request id */
             500: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2337,6 +3052,10 @@ export interface operations {
             /** @description Temporarily unavailable: the token could not be verified (Clerk unreachable) or the database is unreachable */
             503: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
                     [name: string]: unknown;
@@ -2367,6 +3086,10 @@ export interface operations {
                     ETag?: string;
                     /** @description The task's URL */
                     Location?: string;
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2376,6 +3099,10 @@ export interface operations {
             /** @description Malformed request: body, path or query */
             400: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2396,6 +3123,10 @@ export interface operations {
             /** @description Needs org:tasks:write */
             403: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2405,6 +3136,10 @@ export interface operations {
             /** @description Request body too large */
             413: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2414,6 +3149,10 @@ export interface operations {
             /** @description Unsupported content type */
             415: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2423,6 +3162,25 @@ export interface operations {
             /** @description Invalid fields (including a project of another workspace) */
             422: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description `rate_limited`: the workspace is over its plan's request rate; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2432,6 +3190,10 @@ export interface operations {
             /** @description Request line and headers larger than 16 KiB together */
             431: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2441,6 +3203,10 @@ export interface operations {
             /** @description Server fault; quote the request id */
             500: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2450,6 +3216,10 @@ export interface operations {
             /** @description Temporarily unavailable: the token could not be verified (Clerk unreachable) or the database is unreachable */
             503: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
                     [name: string]: unknown;
@@ -2480,6 +3250,10 @@ export interface operations {
                 headers: {
                     /** @description The task's version; send it in If-Match */
                     ETag?: string;
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2491,6 +3265,10 @@ export interface operations {
                 headers: {
                     /** @description The current ETag (the one sent) */
                     ETag?: string;
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -2498,6 +3276,10 @@ export interface operations {
             /** @description Malformed request: body, path or query */
             400: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2518,6 +3300,10 @@ export interface operations {
             /** @description Needs org:tasks:read */
             403: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2527,6 +3313,25 @@ export interface operations {
             /** @description No such resource in this workspace (ids of other workspaces too) */
             404: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description `rate_limited`: the workspace is over its plan's request rate; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2536,6 +3341,10 @@ export interface operations {
             /** @description Request line and headers larger than 16 KiB together */
             431: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2545,6 +3354,10 @@ export interface operations {
             /** @description Server fault; quote the request id */
             500: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2554,6 +3367,10 @@ export interface operations {
             /** @description Temporarily unavailable: the token could not be verified (Clerk unreachable) or the database is unreachable */
             503: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
                     [name: string]: unknown;
@@ -2582,6 +3399,10 @@ export interface operations {
             /** @description Deleted */
             204: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -2589,6 +3410,10 @@ export interface operations {
             /** @description Malformed request: body, path or query */
             400: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2609,6 +3434,10 @@ export interface operations {
             /** @description Needs org:tasks:write */
             403: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2618,6 +3447,10 @@ export interface operations {
             /** @description No such resource in this workspace (ids of other workspaces too) */
             404: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2627,6 +3460,25 @@ export interface operations {
             /** @description The resource changed since the If-Match ETag was read */
             412: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description `rate_limited`: the workspace is over its plan's request rate; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2636,6 +3488,10 @@ export interface operations {
             /** @description Request line and headers larger than 16 KiB together */
             431: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2645,6 +3501,10 @@ export interface operations {
             /** @description Server fault; quote the request id */
             500: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2654,6 +3514,10 @@ export interface operations {
             /** @description Temporarily unavailable: the token could not be verified (Clerk unreachable) or the database is unreachable */
             503: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
                     [name: string]: unknown;
@@ -2688,6 +3552,10 @@ export interface operations {
                 headers: {
                     /** @description The task's new version */
                     ETag?: string;
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2697,6 +3565,10 @@ export interface operations {
             /** @description Malformed request: body, path or query */
             400: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2717,6 +3589,10 @@ export interface operations {
             /** @description Needs org:tasks:write */
             403: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2726,6 +3602,10 @@ export interface operations {
             /** @description No such resource in this workspace (ids of other workspaces too) */
             404: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2735,6 +3615,10 @@ export interface operations {
             /** @description The resource changed since the If-Match ETag was read */
             412: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2744,6 +3628,10 @@ export interface operations {
             /** @description Request body too large */
             413: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2753,6 +3641,10 @@ export interface operations {
             /** @description Unsupported content type */
             415: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2762,6 +3654,25 @@ export interface operations {
             /** @description Invalid fields or parameters; `errors[]` names each one */
             422: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description `rate_limited`: the workspace is over its plan's request rate; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2771,6 +3682,10 @@ export interface operations {
             /** @description Request line and headers larger than 16 KiB together */
             431: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2780,6 +3695,10 @@ export interface operations {
             /** @description Server fault; quote the request id */
             500: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2789,6 +3708,101 @@ export interface operations {
             /** @description Temporarily unavailable: the token could not be verified (Clerk unreachable) or the database is unreachable */
             503: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    getUsage: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description This month's usage */
+            200: {
+                headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Usage"];
+                };
+            };
+            /** @description Missing or invalid token */
+            401: {
+                headers: {
+                    /** @description `Bearer` with `error`, `error_description` and the `resource_metadata` URL (RFC 6750, RFC 9728) */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description `rate_limited`: the workspace is over its plan's request rate; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Request line and headers larger than 16 KiB together */
+            431: {
+                headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Server fault; quote the request id */
+            500: {
+                headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Temporarily unavailable: the token could not be verified (Clerk unreachable) or the database is unreachable */
+            503: {
+                headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
                     [name: string]: unknown;
@@ -2827,6 +3841,10 @@ export interface operations {
                 headers: {
                     /** @description Weak validator of this page; send it in If-None-Match */
                     ETag?: string;
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2838,6 +3856,10 @@ export interface operations {
                 headers: {
                     /** @description The current ETag (the one sent) */
                     ETag?: string;
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -2845,6 +3867,10 @@ export interface operations {
             /** @description Malformed request: body, path or query */
             400: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2865,6 +3891,10 @@ export interface operations {
             /** @description Needs org:voices:read */
             403: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2874,6 +3904,25 @@ export interface operations {
             /** @description Invalid fields or parameters; `errors[]` names each one */
             422: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description `rate_limited`: the workspace is over its plan's request rate; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2883,6 +3932,10 @@ export interface operations {
             /** @description Request line and headers larger than 16 KiB together */
             431: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2892,6 +3945,10 @@ export interface operations {
             /** @description Server fault; quote the request id */
             500: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2901,6 +3958,10 @@ export interface operations {
             /** @description Temporarily unavailable: the token could not be verified (Clerk unreachable) or the database is unreachable */
             503: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
                     [name: string]: unknown;
@@ -2931,6 +3992,10 @@ export interface operations {
                     ETag?: string;
                     /** @description The voice's URL */
                     Location?: string;
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2940,6 +4005,10 @@ export interface operations {
             /** @description Malformed form */
             400: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2957,9 +4026,26 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
+            /** @description `plan_limit_reached`: the workspace has as many custom voices as its plan allows */
+            402: {
+                headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
             /** @description Needs org:voices:write */
             403: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2969,6 +4055,10 @@ export interface operations {
             /** @description Far larger than the sample limit */
             413: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2978,6 +4068,10 @@ export interface operations {
             /** @description Not multipart/form-data */
             415: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2987,6 +4081,25 @@ export interface operations {
             /** @description Invalid fields, or a sample that is not accepted audio (format, size, duration, truncated) */
             422: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description `rate_limited`: the workspace is over its plan's request rate; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2996,6 +4109,10 @@ export interface operations {
             /** @description Request line and headers larger than 16 KiB together */
             431: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3005,6 +4122,10 @@ export interface operations {
             /** @description Server fault; quote the request id */
             500: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3014,6 +4135,10 @@ export interface operations {
             /** @description Temporarily unavailable: the token could not be verified (Clerk unreachable) or the database is unreachable */
             503: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
                     [name: string]: unknown;
@@ -3044,6 +4169,10 @@ export interface operations {
                 headers: {
                     /** @description The voice's version; send it in If-Match */
                     ETag?: string;
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3055,6 +4184,10 @@ export interface operations {
                 headers: {
                     /** @description The current ETag (the one sent) */
                     ETag?: string;
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -3062,6 +4195,10 @@ export interface operations {
             /** @description Malformed request: body, path or query */
             400: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3082,6 +4219,10 @@ export interface operations {
             /** @description Needs org:voices:read */
             403: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3091,6 +4232,25 @@ export interface operations {
             /** @description No such resource in this workspace (ids of other workspaces too) */
             404: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description `rate_limited`: the workspace is over its plan's request rate; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3100,6 +4260,10 @@ export interface operations {
             /** @description Request line and headers larger than 16 KiB together */
             431: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3109,6 +4273,10 @@ export interface operations {
             /** @description Server fault; quote the request id */
             500: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3118,6 +4286,10 @@ export interface operations {
             /** @description Temporarily unavailable: the token could not be verified (Clerk unreachable) or the database is unreachable */
             503: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
                     [name: string]: unknown;
@@ -3146,6 +4318,10 @@ export interface operations {
             /** @description Deleted, with its sample */
             204: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -3153,6 +4329,10 @@ export interface operations {
             /** @description Malformed request: body, path or query */
             400: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3173,6 +4353,10 @@ export interface operations {
             /** @description Needs org:voices:delete; system voices are read-only */
             403: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3182,6 +4366,10 @@ export interface operations {
             /** @description No such resource in this workspace (ids of other workspaces too) */
             404: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3191,6 +4379,25 @@ export interface operations {
             /** @description The resource changed since the If-Match ETag was read */
             412: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description `rate_limited`: the workspace is over its plan's request rate; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3200,6 +4407,10 @@ export interface operations {
             /** @description Request line and headers larger than 16 KiB together */
             431: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3209,6 +4420,10 @@ export interface operations {
             /** @description Server fault; quote the request id */
             500: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3218,6 +4433,10 @@ export interface operations {
             /** @description Temporarily unavailable: the token could not be verified (Clerk unreachable) or the database is unreachable */
             503: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
                     [name: string]: unknown;
@@ -3252,6 +4471,10 @@ export interface operations {
                 headers: {
                     /** @description The voice's new version */
                     ETag?: string;
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3261,6 +4484,10 @@ export interface operations {
             /** @description Malformed request: body, path or query */
             400: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3281,6 +4508,10 @@ export interface operations {
             /** @description Needs org:voices:write; system voices are read-only */
             403: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3290,6 +4521,10 @@ export interface operations {
             /** @description No such resource in this workspace (ids of other workspaces too) */
             404: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3299,6 +4534,10 @@ export interface operations {
             /** @description The resource changed since the If-Match ETag was read */
             412: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3308,6 +4547,10 @@ export interface operations {
             /** @description Request body too large */
             413: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3317,6 +4560,10 @@ export interface operations {
             /** @description Unsupported content type */
             415: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3326,6 +4573,25 @@ export interface operations {
             /** @description Invalid fields or parameters; `errors[]` names each one */
             422: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description `rate_limited`: the workspace is over its plan's request rate; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3335,6 +4601,10 @@ export interface operations {
             /** @description Request line and headers larger than 16 KiB together */
             431: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3344,6 +4614,10 @@ export interface operations {
             /** @description Server fault; quote the request id */
             500: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3353,6 +4627,10 @@ export interface operations {
             /** @description Temporarily unavailable: the token could not be verified (Clerk unreachable) or the database is unreachable */
             503: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
                     [name: string]: unknown;
@@ -3388,6 +4666,10 @@ export interface operations {
                     /** @description `inline` with a file name */
                     "Content-Disposition"?: string;
                     "Content-Length"?: number;
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3406,6 +4688,10 @@ export interface operations {
                     "Content-Length"?: number;
                     /** @description `bytes start-end/size` */
                     "Content-Range"?: string;
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3415,6 +4701,10 @@ export interface operations {
             /** @description Malformed request: body, path or query */
             400: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3435,6 +4725,10 @@ export interface operations {
             /** @description Needs org:voices:read */
             403: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3444,6 +4738,10 @@ export interface operations {
             /** @description No such voice, or it has no sample */
             404: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3455,6 +4753,25 @@ export interface operations {
                 headers: {
                     /** @description `bytes *\/size` */
                     "Content-Range"?: string;
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description `rate_limited`: the workspace is over its plan's request rate; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3464,6 +4781,10 @@ export interface operations {
             /** @description Request line and headers larger than 16 KiB together */
             431: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3473,6 +4794,10 @@ export interface operations {
             /** @description Server fault; quote the request id */
             500: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3482,6 +4807,10 @@ export interface operations {
             /** @description Temporarily unavailable: the token could not be verified (Clerk unreachable) or the database is unreachable */
             503: {
                 headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
                     /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
                     [name: string]: unknown;

@@ -1,0 +1,118 @@
+//! Plans and limits: the plan catalogue ([`plans`]), per-workspace request rates ([`rate`]),
+//! and monthly character quotas and the custom-voice allowance ([`quota`]).
+//!
+//! The rate limiter runs right after authentication (in the `TenantContext` extractor),
+//! because its key is the workspace, not the caller's address or token. Every response of a
+//! request it counted carries the `RateLimit-Policy` and `RateLimit` fields (see
+//! [`rate_limit_headers`]).
+
+pub mod plans;
+pub mod quota;
+pub mod rate;
+
+use std::sync::Arc;
+
+use actix_web::{
+    Error, HttpMessage,
+    body::MessageBody,
+    dev::{ServiceRequest, ServiceResponse},
+    http::header::{HeaderName, HeaderValue},
+    middleware::Next,
+};
+
+use crate::{config::LimitsConfig, error::ApiError, tenant::TenantContext};
+pub use plans::{Plan, PlanCatalogue};
+pub use rate::RateState;
+
+/// `RateLimit-Policy` and `RateLimit`, in the structured-field form of
+/// draft-ietf-httpapi-ratelimit-headers-09 (March 2025):
+/// `RateLimit-Policy: "free";q=20;w=4` (the plan: a burst of `q` requests, refilled over `w`
+/// seconds) and `RateLimit: "free";r=17;t=1` (`r` requests left now, `t` seconds until the
+/// burst is whole again).
+pub const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+pub const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+
+/// The plans, the rate limiter, and the plan each workspace was last seen with.
+pub struct Limits {
+    pub plans: PlanCatalogue,
+    rate: rate::RateLimits,
+    /// Machine tokens carry no plan: they get the plan the workspace's last session token
+    /// named (in this process; the default until one was seen).
+    last_plan: moka::sync::Cache<String, usize>,
+}
+
+impl Limits {
+    /// Loads the catalogue and sets up the limiter (Redis is connected on first use).
+    pub fn new(config: &LimitsConfig) -> anyhow::Result<Limits> {
+        let plans = PlanCatalogue::load(config.plans_file.as_deref())
+            .map_err(|e| anyhow::anyhow!("RESONANCE_PLANS_FILE: {e}"))?;
+        let rate = rate::RateLimits::new(
+            &plans,
+            config.redis_url.as_deref(),
+            &config.redis_key_prefix,
+        )?;
+        Ok(Limits {
+            plans,
+            rate,
+            last_plan: moka::sync::Cache::new(100_000),
+        })
+    }
+
+    /// The plan of the request's workspace: the token's `pla` when the catalogue knows it,
+    /// else the plan last seen for the workspace (machine tokens), else the default.
+    pub fn plan_for(&self, ctx: &TenantContext) -> &Arc<Plan> {
+        match ctx.plan.as_deref() {
+            Some(claim) => match self.plans.for_claim(claim) {
+                Some(plan) => {
+                    if self.last_plan.get(&ctx.tenant_id) != Some(plan.index) {
+                        self.last_plan.insert(ctx.tenant_id.clone(), plan.index);
+                    }
+                    plan
+                }
+                None => self.plans.default_plan(),
+            },
+            None => self
+                .last_plan
+                .get(&ctx.tenant_id)
+                .and_then(|i| self.plans.get(i))
+                .unwrap_or_else(|| self.plans.default_plan()),
+        }
+    }
+
+    /// Counts the request against its workspace's bucket. The state goes with the request
+    /// either way (for the headers); over the limit the answer is 429 `rate_limited`.
+    pub async fn admit(&self, ctx: &TenantContext) -> Result<RateState, (RateState, ApiError)> {
+        let plan = self.plan_for(ctx);
+        let state = self.rate.check(&ctx.tenant_id, plan).await;
+        match state.retry_after {
+            None => Ok(state),
+            Some(wait) => {
+                // Whole seconds, rounded up: the header has no fractions.
+                let retry_after = std::time::Duration::from_secs(wait.as_secs() + 1);
+                Err((state, ApiError::RateLimited { retry_after }))
+            }
+        }
+    }
+}
+
+/// Middleware: puts the `RateLimit-Policy` and `RateLimit` fields on the response of every
+/// request the limiter counted (every authenticated `/v1` request, refused ones included).
+pub async fn rate_limit_headers(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let mut response = next.call(req).await?;
+    let state = response.request().extensions_mut().remove::<RateState>();
+    if let Some(state) = state {
+        let headers = response.headers_mut();
+        headers.insert(RATELIMIT_POLICY, state.plan.policy.clone());
+        let value = format!(
+            "\"{}\";r={};t={}",
+            state.plan.name, state.remaining, state.reset_secs
+        );
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(RATELIMIT, value);
+        }
+    }
+    Ok(response)
+}
