@@ -99,8 +99,10 @@ async fn creations_link_to_the_operations_on_the_created_resource() {
 #[tokio::test]
 async fn not_blank_texts_share_one_pattern() {
     let json = resonance_api::openapi::document_json();
-    let pattern = serde_json::to_string(resonance_api::rest::NOT_BLANK_PATTERN).unwrap();
+    let pattern = serde_json::to_string(resonance_api::rest::NOT_BLANK_TEXT_PATTERN).unwrap();
     assert!(json.matches(&pattern).count() >= 6, "{pattern}");
+    let no_nul = serde_json::to_string(resonance_api::rest::NO_NUL_PATTERN).unwrap();
+    assert!(json.matches(&no_nul).count() >= 5, "{no_nul}");
     assert!(
         !json.contains(r#""pattern": "\\S""#),
         "a bare \\S reads differently per dialect"

@@ -8,7 +8,7 @@ use utoipa::{
     openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
 };
 
-use crate::{error, routes};
+use crate::{error, rest, routes};
 
 /// The document's own part: what the API is and the schemas every resource shares. Each
 /// resource adds its paths, schemas and tag from its module (see [`document`]).
@@ -44,7 +44,91 @@ pub fn document() -> utoipa::openapi::OpenApi {
     BearerAuth.modify(&mut document);
     SharedErrors.modify(&mut document);
     ResourceLinks.modify(&mut document);
+    TextWithoutNul.modify(&mut document);
     document
+}
+
+/// Text the API takes never holds U+0000 (PostgreSQL cannot store it; `http::guard_input`
+/// answers 422): every string of a request body or query gets a pattern that says so. A
+/// not-blank text ([`rest::NOT_BLANK_PATTERN`] in a handler's schema) becomes the anchored
+/// [`rest::NOT_BLANK_TEXT_PATTERN`]; a string with a pattern of its own (ids, cursors,
+/// language tags) already admits no NUL.
+struct TextWithoutNul;
+
+impl TextWithoutNul {
+    fn apply(schema: &mut utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>) {
+        use utoipa::openapi::{
+            RefOr,
+            schema::{KnownFormat, Schema, SchemaFormat, SchemaType, Type},
+        };
+        let RefOr::T(Schema::Object(object)) = schema else {
+            return;
+        };
+        let is_text = match &object.schema_type {
+            SchemaType::Type(kind) => *kind == Type::String,
+            SchemaType::Array(kinds) => kinds.contains(&Type::String),
+            SchemaType::AnyValue => false,
+        };
+        let binary = matches!(
+            object.format,
+            Some(SchemaFormat::KnownFormat(KnownFormat::Binary))
+        );
+        if !is_text || binary || object.enum_values.is_some() {
+            return;
+        }
+        object.pattern = match object.pattern.take() {
+            None => Some(rest::NO_NUL_PATTERN.to_owned()),
+            Some(p) if p == rest::NOT_BLANK_PATTERN => {
+                Some(rest::NOT_BLANK_TEXT_PATTERN.to_owned())
+            }
+            own => own,
+        };
+    }
+}
+
+impl Modify for TextWithoutNul {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{RefOr, path::ParameterIn, schema::Schema};
+        let mut bodies = std::collections::BTreeSet::new();
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            if path.starts_with("/webhooks/") {
+                continue; // signed events from Clerk, checked after their signature
+            }
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for operation in operations.into_iter().flatten() {
+                for parameter in operation.parameters.iter_mut().flatten() {
+                    if parameter.parameter_in == ParameterIn::Query
+                        && let Some(schema) = parameter.schema.as_mut()
+                    {
+                        Self::apply(schema);
+                    }
+                }
+                for content in operation
+                    .request_body
+                    .iter()
+                    .flat_map(|b| b.content.values())
+                {
+                    if let Some(RefOr::Ref(reference)) = &content.schema {
+                        bodies.insert(reference.ref_location.rsplit('/').next().map(str::to_owned));
+                    }
+                }
+            }
+        }
+        let Some(components) = openapi.components.as_mut() else {
+            return;
+        };
+        for name in bodies.into_iter().flatten() {
+            if let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut(&name) {
+                object.properties.values_mut().for_each(Self::apply);
+            }
+        }
+    }
 }
 
 struct BearerAuth;

@@ -30,6 +30,15 @@ pub const DEFAULT_PAGE_SIZE: u64 = 50;
 pub const NOT_BLANK_PATTERN: &str =
     r"[^\t\n\u000B\f\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][\s\S]*$";
 
+/// The `pattern` the published contract states for a not-blank text: no NUL anywhere (see
+/// [`NO_NUL_PATTERN`]) and at least one character `str::trim` keeps, the same class as
+/// [`NOT_BLANK_PATTERN`], anchored. `openapi::TextWithoutNul` puts it in place of that one.
+pub const NOT_BLANK_TEXT_PATTERN: &str = r"^[^\u0000]*[^\t\n\u000B\f\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000\u0000][^\u0000]*$";
+
+/// The `pattern` of any other text the API takes: no U+0000, which PostgreSQL cannot store
+/// (`http::guard_input` answers 422 for it).
+pub const NO_NUL_PATTERN: &str = r"^[^\u0000]*$";
+
 /// The `pattern` of a BCP 47 language tag as [`crate::routes::voices::normalize_language`]
 /// accepts it: a 2–3 letter language and at most three subtags (30 characters at most, so no
 /// `maxLength`).
