@@ -7,6 +7,7 @@ mod m20260101_000001_tenants;
 mod m20260101_000002_projects_tasks;
 mod m20260101_000003_voices_generations;
 mod m20260101_000004_directory;
+mod m20261125_000006_idempotency;
 pub mod rls;
 
 pub struct Migrator;
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20260101_000002_projects_tasks::Migration),
             Box::new(m20260101_000003_voices_generations::Migration),
             Box::new(m20260101_000004_directory::Migration),
+            Box::new(m20261125_000006_idempotency::Migration),
         ]
     }
 }

@@ -36,8 +36,14 @@ pub const SYSTEM_PRINCIPAL: &str = "system:clerk-webhook";
 /// Every tenant-owned table, children before parents: deleting a tenant empties each of these
 /// for it. A test compares this list with the schema (every table with a `tenant_id` column),
 /// so a new tenant-owned table cannot be forgotten here.
-pub const TENANT_OWNED_TABLES: &[&str] =
-    &["generations", "voices", "tasks", "projects", "memberships"];
+pub const TENANT_OWNED_TABLES: &[&str] = &[
+    "idempotency_keys",
+    "generations",
+    "voices",
+    "tasks",
+    "projects",
+    "memberships",
+];
 
 /// Whether a conditional write took effect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -926,7 +926,7 @@ export interface operations {
                     "application/json": components["schemas"]["Page_Generation"];
                 };
             };
-            /** @description Not modified: the page is as the If-None-Match ETag describes */
+            /** @description Not modified: unchanged since the If-None-Match ETag */
             304: {
                 headers: {
                     [name: string]: unknown;
@@ -960,7 +960,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description Invalid filters, limit or cursor */
+            /** @description Invalid fields or parameters; `errors[]` names each one */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -983,7 +983,10 @@ export interface operations {
     createGeneration: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes retries safe: the first answer to this workspace, route and key is kept 24 hours and replayed to every retry with the same body (`idempotent-replayed: true`), without creating anything again. A Structured Field string (`"8e03978e-40d5-43e8-bc93-6894a57f9324"`, IETF draft `Idempotency-Key` header) or a bare token; at most 255 characters. Answers of 5xx and 429 are not kept, so a retry runs again. */
+                "Idempotency-Key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -997,13 +1000,15 @@ export interface operations {
             201: {
                 headers: {
                     Location?: string;
+                    /** @description `true` when this is the kept answer to an earlier request with the same Idempotency-Key */
+                    "idempotent-replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Generation"];
                 };
             };
-            /** @description Malformed request: body, path or query */
+            /** @description Malformed request: body, path or query; or `invalid_idempotency_key`: an empty, malformed or too long Idempotency-Key */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1030,6 +1035,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
+            /** @description `idempotency_in_progress`: a request with this Idempotency-Key is still running */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
             /** @description Request body too large */
             413: {
                 headers: {
@@ -1048,7 +1062,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description Invalid fields, or a voice this workspace cannot use */
+            /** @description Invalid fields, or a voice this workspace cannot use; or `idempotency_key_reused`: this Idempotency-Key was used for a different request */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -1144,7 +1158,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description No such generation in this workspace */
+            /** @description No such resource in this workspace (ids of other workspaces too) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -1210,7 +1224,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description No such generation in this workspace */
+            /** @description No such resource in this workspace (ids of other workspaces too) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -1389,7 +1403,7 @@ export interface operations {
                     "application/json": components["schemas"]["Page_Member"];
                 };
             };
-            /** @description Not modified: the page is as the If-None-Match ETag describes */
+            /** @description Not modified: unchanged since the If-None-Match ETag */
             304: {
                 headers: {
                     [name: string]: unknown;
@@ -1423,7 +1437,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description Invalid limit or cursor */
+            /** @description Invalid fields or parameters; `errors[]` names each one */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -1471,7 +1485,7 @@ export interface operations {
                     "application/json": components["schemas"]["Page_Project"];
                 };
             };
-            /** @description Not modified: the page is as the If-None-Match ETag describes */
+            /** @description Not modified: unchanged since the If-None-Match ETag */
             304: {
                 headers: {
                     [name: string]: unknown;
@@ -1505,7 +1519,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description Invalid limit or cursor */
+            /** @description Invalid fields or parameters; `errors[]` names each one */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -1528,7 +1542,10 @@ export interface operations {
     createProject: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes retries safe: the first answer to this workspace, route and key is kept 24 hours and replayed to every retry with the same body (`idempotent-replayed: true`), without creating anything again. A Structured Field string (`"8e03978e-40d5-43e8-bc93-6894a57f9324"`, IETF draft `Idempotency-Key` header) or a bare token; at most 255 characters. Answers of 5xx and 429 are not kept, so a retry runs again. */
+                "Idempotency-Key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -1545,13 +1562,15 @@ export interface operations {
                     ETag?: string;
                     /** @description The project's URL */
                     Location?: string;
+                    /** @description `true` when this is the kept answer to an earlier request with the same Idempotency-Key */
+                    "idempotent-replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Project"];
                 };
             };
-            /** @description Malformed request: body, path or query */
+            /** @description Malformed request: body, path or query; or `invalid_idempotency_key`: an empty, malformed or too long Idempotency-Key */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1578,6 +1597,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
+            /** @description `idempotency_in_progress`: a request with this Idempotency-Key is still running */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
             /** @description Request body too large */
             413: {
                 headers: {
@@ -1596,7 +1624,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description Invalid fields */
+            /** @description Invalid fields or parameters; `errors[]` names each one; or `idempotency_key_reused`: this Idempotency-Key was used for a different request */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -1642,7 +1670,7 @@ export interface operations {
                     "application/json": components["schemas"]["Project"];
                 };
             };
-            /** @description Not modified (If-None-Match) */
+            /** @description Not modified: unchanged since the If-None-Match ETag */
             304: {
                 headers: {
                     [name: string]: unknown;
@@ -1676,7 +1704,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description No such project in this workspace */
+            /** @description No such resource in this workspace (ids of other workspaces too) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -1745,7 +1773,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description No such project in this workspace */
+            /** @description No such resource in this workspace (ids of other workspaces too) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -1754,7 +1782,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description The project changed since it was read */
+            /** @description The resource changed since the If-Match ETag was read */
             412: {
                 headers: {
                     [name: string]: unknown;
@@ -1831,7 +1859,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description No such project in this workspace */
+            /** @description No such resource in this workspace (ids of other workspaces too) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -1840,7 +1868,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description The project changed since it was read */
+            /** @description The resource changed since the If-Match ETag was read */
             412: {
                 headers: {
                     [name: string]: unknown;
@@ -1867,7 +1895,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description Invalid fields */
+            /** @description Invalid fields or parameters; `errors[]` names each one */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -1925,7 +1953,7 @@ export interface operations {
                     "application/json": components["schemas"]["Page_Task"];
                 };
             };
-            /** @description Not modified: the page is as the If-None-Match ETag describes */
+            /** @description Not modified: unchanged since the If-None-Match ETag */
             304: {
                 headers: {
                     [name: string]: unknown;
@@ -1959,7 +1987,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description Invalid filters, limit or cursor */
+            /** @description Invalid fields or parameters; `errors[]` names each one */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -1982,7 +2010,10 @@ export interface operations {
     createTask: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes retries safe: the first answer to this workspace, route and key is kept 24 hours and replayed to every retry with the same body (`idempotent-replayed: true`), without creating anything again. A Structured Field string (`"8e03978e-40d5-43e8-bc93-6894a57f9324"`, IETF draft `Idempotency-Key` header) or a bare token; at most 255 characters. Answers of 5xx and 429 are not kept, so a retry runs again. */
+                "Idempotency-Key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -1999,13 +2030,15 @@ export interface operations {
                     ETag?: string;
                     /** @description The task's URL */
                     Location?: string;
+                    /** @description `true` when this is the kept answer to an earlier request with the same Idempotency-Key */
+                    "idempotent-replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Task"];
                 };
             };
-            /** @description Malformed request: body, path or query */
+            /** @description Malformed request: body, path or query; or `invalid_idempotency_key`: an empty, malformed or too long Idempotency-Key */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2032,6 +2065,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
+            /** @description `idempotency_in_progress`: a request with this Idempotency-Key is still running */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
             /** @description Request body too large */
             413: {
                 headers: {
@@ -2050,7 +2092,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description Invalid fields (including a project of another workspace) */
+            /** @description Invalid fields (including a project of another workspace); or `idempotency_key_reused`: this Idempotency-Key was used for a different request */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2096,7 +2138,7 @@ export interface operations {
                     "application/json": components["schemas"]["Task"];
                 };
             };
-            /** @description Not modified (If-None-Match) */
+            /** @description Not modified: unchanged since the If-None-Match ETag */
             304: {
                 headers: {
                     [name: string]: unknown;
@@ -2130,7 +2172,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description No such task in this workspace */
+            /** @description No such resource in this workspace (ids of other workspaces too) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -2199,7 +2241,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description No such task in this workspace */
+            /** @description No such resource in this workspace (ids of other workspaces too) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -2208,7 +2250,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description The task changed since it was read */
+            /** @description The resource changed since the If-Match ETag was read */
             412: {
                 headers: {
                     [name: string]: unknown;
@@ -2285,7 +2327,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description No such task in this workspace */
+            /** @description No such resource in this workspace (ids of other workspaces too) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -2294,7 +2336,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description The task changed since it was read */
+            /** @description The resource changed since the If-Match ETag was read */
             412: {
                 headers: {
                     [name: string]: unknown;
@@ -2321,7 +2363,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description Invalid fields */
+            /** @description Invalid fields or parameters; `errors[]` names each one */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2376,14 +2418,14 @@ export interface operations {
                     "application/json": components["schemas"]["Page_Voice"];
                 };
             };
-            /** @description Not modified: the page is as the If-None-Match ETag describes */
+            /** @description Not modified: unchanged since the If-None-Match ETag */
             304: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content?: never;
             };
-            /** @description Malformed query */
+            /** @description Malformed request: body, path or query */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2410,7 +2452,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description Invalid filters, limit or cursor */
+            /** @description Invalid fields or parameters; `errors[]` names each one */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2433,7 +2475,10 @@ export interface operations {
     createVoice: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes retries safe: the first answer to this workspace, route and key is kept 24 hours and replayed to every retry with the same body (`idempotent-replayed: true`), without creating anything again. A Structured Field string (`"8e03978e-40d5-43e8-bc93-6894a57f9324"`, IETF draft `Idempotency-Key` header) or a bare token; at most 255 characters. Answers of 5xx and 429 are not kept, so a retry runs again. */
+                "Idempotency-Key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -2448,13 +2493,15 @@ export interface operations {
                 headers: {
                     ETag?: string;
                     Location?: string;
+                    /** @description `true` when this is the kept answer to an earlier request with the same Idempotency-Key */
+                    "idempotent-replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Voice"];
                 };
             };
-            /** @description Malformed form */
+            /** @description Malformed form; or `invalid_idempotency_key`: an empty, malformed or too long Idempotency-Key */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2481,6 +2528,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
+            /** @description `idempotency_in_progress`: a request with this Idempotency-Key is still running */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
             /** @description Far larger than the sample limit */
             413: {
                 headers: {
@@ -2499,7 +2555,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description Invalid fields, or a sample that is not accepted audio (format, size, duration, truncated) */
+            /** @description Invalid fields, or a sample that is not accepted audio (format, size, duration, truncated); or `idempotency_key_reused`: this Idempotency-Key was used for a different request */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2544,14 +2600,14 @@ export interface operations {
                     "application/json": components["schemas"]["Voice"];
                 };
             };
-            /** @description Not modified (If-None-Match) */
+            /** @description Not modified: unchanged since the If-None-Match ETag */
             304: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content?: never;
             };
-            /** @description Malformed id */
+            /** @description Malformed request: body, path or query */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2578,7 +2634,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description No such voice for this workspace */
+            /** @description No such resource in this workspace (ids of other workspaces too) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -2620,7 +2676,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description Malformed id */
+            /** @description Malformed request: body, path or query */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2647,7 +2703,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description No such voice for this workspace */
+            /** @description No such resource in this workspace (ids of other workspaces too) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -2656,7 +2712,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description The voice changed since it was read */
+            /** @description The resource changed since the If-Match ETag was read */
             412: {
                 headers: {
                     [name: string]: unknown;
@@ -2705,7 +2761,7 @@ export interface operations {
                     "application/json": components["schemas"]["Voice"];
                 };
             };
-            /** @description Malformed JSON or id */
+            /** @description Malformed request: body, path or query */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2732,7 +2788,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description No such voice for this workspace */
+            /** @description No such resource in this workspace (ids of other workspaces too) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -2741,7 +2797,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description The voice changed since it was read */
+            /** @description The resource changed since the If-Match ETag was read */
             412: {
                 headers: {
                     [name: string]: unknown;
@@ -2768,7 +2824,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description Invalid fields */
+            /** @description Invalid fields or parameters; `errors[]` names each one */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2919,7 +2975,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description Body too large */
+            /** @description Request body too large */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -2930,6 +2986,15 @@ export interface operations {
             };
             /** @description Unsupported content type */
             415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Invalid fields or parameters; `errors[]` names each one */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
