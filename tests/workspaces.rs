@@ -24,7 +24,15 @@ async fn seed_workspace(app: &TestApp, token: &str) {
         json!({"title": "In the project", "project_id": project["id"]}),
     )
     .await;
-    create_task(app, token, json!({"title": "In the inbox"})).await;
+    // Sent with an Idempotency-Key: the workspace also owns a kept answer.
+    let inbox = app
+        .request(reqwest::Method::POST, "/v1/tasks", token)
+        .header("idempotency-key", "\"seed-inbox\"")
+        .json(&json!({"title": "In the inbox"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(inbox.status(), 201);
 }
 
 /// Creates a custom voice (a stored sample) and a generation (stored audio), through the API.

@@ -115,6 +115,12 @@ pub enum ApiError {
     Internal(String),
     #[error("the request's headers take more than {limit} bytes")]
     HeadersTooLarge { limit: usize },
+    /// A request with the `Idempotency-Key` of one still running (see `idempotency`).
+    #[error("a request with this Idempotency-Key is still in progress; retry once it has finished")]
+    IdempotencyInProgress,
+    /// The `Idempotency-Key` of an earlier, different request (another body or caller).
+    #[error("this Idempotency-Key was already used for a different request; use a new key")]
+    IdempotencyKeyReused,
 }
 
 /// Why a request was not authenticated; becomes `WWW-Authenticate` (RFC 6750, RFC 9728).
@@ -182,6 +188,8 @@ impl ApiError {
             }
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            ApiError::IdempotencyInProgress => StatusCode::CONFLICT,
+            ApiError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
         }
     }
 
@@ -207,6 +215,8 @@ impl ApiError {
             ApiError::DatabaseUnavailable { .. } => "database_unavailable",
             ApiError::Internal(_) => "internal_error",
             ApiError::HeadersTooLarge { .. } => "request_headers_too_large",
+            ApiError::IdempotencyInProgress => "idempotency_in_progress",
+            ApiError::IdempotencyKeyReused => "idempotency_key_reused",
         }
     }
 

@@ -126,7 +126,10 @@ pub async fn request_context(
 
 /// Re-renders any error response as problem+json with the request id, keeping the headers
 /// the inner layers set on it (CORS, `Allow`, …).
-fn as_problem(response: ServiceResponse<BoxBody>, request_id: &str) -> ServiceResponse<BoxBody> {
+pub fn as_problem(
+    response: ServiceResponse<BoxBody>,
+    request_id: &str,
+) -> ServiceResponse<BoxBody> {
     let status = response.status();
     if status.as_u16() < 400 {
         return response;

@@ -12,6 +12,7 @@ pub mod db;
 pub mod entities;
 pub mod error;
 pub mod http;
+pub mod idempotency;
 pub mod limits;
 pub mod openapi;
 pub mod rest;

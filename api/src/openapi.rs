@@ -8,7 +8,7 @@ use utoipa::{
     openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
 };
 
-use crate::{error, rest, routes};
+use crate::{error, idempotency, rest, routes};
 
 /// The document's own part: what the API is and the schemas every resource shares. Each
 /// resource adds its paths, schemas and tag from its module (see [`document`]).
@@ -43,6 +43,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
     }
     BearerAuth.modify(&mut document);
     SharedErrors.modify(&mut document);
+    IdempotentCreates.modify(&mut document);
     ResourceLinks.modify(&mut document);
     TextWithoutNul.modify(&mut document);
     document
@@ -307,6 +308,101 @@ impl Modify for SharedErrors {
                     rate_limit_headers(operation);
                 }
             }
+        }
+    }
+}
+
+/// Every creating `POST` (one that answers 201) takes an `Idempotency-Key` (see
+/// `crate::idempotency`, which its route wraps): the header, the replay marker on the answer,
+/// and the 409 and 422 it adds, documented once here. Runs after [`SharedErrors`], whose 422
+/// it extends.
+struct IdempotentCreates;
+
+impl Modify for IdempotentCreates {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{
+            Content, Ref, RefOr, ResponseBuilder,
+            header::HeaderBuilder,
+            path::{ParameterBuilder, ParameterIn},
+            schema::{ObjectBuilder, Type},
+        };
+        let key = ParameterBuilder::new()
+            .name("Idempotency-Key")
+            .parameter_in(ParameterIn::Header)
+            .description(Some(
+                "Makes retries safe: the first answer to this workspace, route and key is kept \
+                 24 hours and replayed to every retry with the same body (`idempotent-replayed: \
+                 true`), without creating anything again. A Structured Field string \
+                 (`\"8e03978e-40d5-43e8-bc93-6894a57f9324\"`, IETF draft \
+                 `Idempotency-Key` header) or a bare token; at most 255 characters. Answers of \
+                 5xx and 429 are not kept, so a retry runs again.",
+            ))
+            .schema(Some(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .min_length(Some(1))
+                    .max_length(Some(idempotency::MAX_KEY_LENGTH))
+                    .pattern(Some(r#"^("([ !#-\[\]-~]|\\["\\])+"|[!#-\[\]-~]+)$"#)),
+            ))
+            .build();
+        let replayed = HeaderBuilder::new()
+            .schema(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some(["true"])),
+            )
+            .description(Some(
+                "`true` when this is the kept answer to an earlier request with the same Idempotency-Key",
+            ))
+            .build();
+        let problem = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    crate::error::PROBLEM_JSON,
+                    Content::new(Some(Ref::from_schema_name("ProblemDetails"))),
+                )
+                .build()
+        };
+        for item in openapi.paths.paths.values_mut() {
+            let Some(operation) = item.post.as_mut() else {
+                continue;
+            };
+            let responses = &mut operation.responses.responses;
+            let Some(RefOr::T(created)) = responses.get_mut("201") else {
+                continue;
+            };
+            created
+                .headers
+                .insert(idempotency::REPLAYED_HEADER.to_owned(), replayed.clone());
+            for (status, text) in [
+                (
+                    "400",
+                    "`invalid_idempotency_key`: an empty, malformed or too long Idempotency-Key",
+                ),
+                (
+                    "409",
+                    "`idempotency_in_progress`: a request with this Idempotency-Key is still running",
+                ),
+                (
+                    "422",
+                    "`idempotency_key_reused`: this Idempotency-Key was used for a different request",
+                ),
+            ] {
+                match responses.get_mut(status) {
+                    Some(RefOr::T(response)) => {
+                        response.description = format!("{}; or {text}", response.description);
+                    }
+                    Some(RefOr::Ref(_)) => {}
+                    None => {
+                        responses.insert(status.to_owned(), problem(text).into());
+                    }
+                }
+            }
+            operation
+                .parameters
+                .get_or_insert_with(Vec::new)
+                .push(key.clone());
         }
     }
 }

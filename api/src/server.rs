@@ -77,8 +77,11 @@ pub fn start(listener: TcpListener, state: AppState) -> std::io::Result<Server> 
     });
     // Runs on each worker thread, once.
     let server = HttpServer::new(move || {
+        let worker = worker_state(&state, workers);
         App::new()
-            .app_data(web::Data::new(worker_state(&state, workers)))
+            // The worker's registry on its own, for middleware below `state` (idempotency).
+            .app_data(web::Data::new(worker.tenants.clone()))
+            .app_data(web::Data::new(worker))
             .app_data(config_data.clone())
             .app_data(auth_data.clone())
             .app_data(limits_data.clone())

@@ -97,6 +97,7 @@ fn imports_point_down() {
         "speech",
         "entities",
         "http",
+        "idempotency",
         "rest",
         "db",
         "config",

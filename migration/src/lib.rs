@@ -8,6 +8,7 @@ mod m20260101_000002_projects_tasks;
 mod m20260101_000003_voices_generations;
 mod m20260101_000004_directory;
 mod m20261125_000005_usage;
+mod m20261125_000006_idempotency;
 pub mod rls;
 
 pub struct Migrator;
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20260101_000003_voices_generations::Migration),
             Box::new(m20260101_000004_directory::Migration),
             Box::new(m20261125_000005_usage::Migration),
+            Box::new(m20261125_000006_idempotency::Migration),
         ]
     }
 }

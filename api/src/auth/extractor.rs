@@ -40,6 +40,11 @@ impl FromRequest for TenantContext {
     type Future = Pin<Box<dyn Future<Output = Result<TenantContext, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        // Already authenticated by a middleware (`idempotency`): reuse its context.
+        if let Some(ctx) = req.extensions().get::<TenantContext>() {
+            let ctx = ctx.clone();
+            return Box::pin(async move { Ok(ctx) });
+        }
         let req = req.clone();
         Box::pin(async move {
             let token = bearer_token(&req)?;

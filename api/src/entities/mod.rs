@@ -2,6 +2,7 @@
 //! entity is owned and versioned.
 
 pub mod generation;
+pub mod idempotency_key;
 pub mod membership;
 pub mod project;
 pub mod task;

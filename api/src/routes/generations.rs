@@ -198,13 +198,17 @@ pub struct ListGenerations {
 
 /// The routes of this resource.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/v1/generations").get(list).post(create))
-        .service(
-            web::resource("/v1/generations/{id}")
-                .get(get)
-                .delete(delete),
-        )
-        .service(web::resource("/v1/generations/{id}/audio").get(audio));
+    cfg.service(
+        web::resource("/v1/generations")
+            .get(list)
+            .route(crate::idempotency::post(create)),
+    )
+    .service(
+        web::resource("/v1/generations/{id}")
+            .get(get)
+            .delete(delete),
+    )
+    .service(web::resource("/v1/generations/{id}/audio").get(audio));
 }
 
 #[derive(OpenApi)]

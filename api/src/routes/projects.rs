@@ -95,13 +95,17 @@ impl UpdateProject {
 
 /// The routes of this resource.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/v1/projects").get(list).post(create))
-        .service(
-            web::resource("/v1/projects/{id}")
-                .get(get)
-                .patch(update)
-                .delete(delete),
-        );
+    cfg.service(
+        web::resource("/v1/projects")
+            .get(list)
+            .route(crate::idempotency::post(create)),
+    )
+    .service(
+        web::resource("/v1/projects/{id}")
+            .get(get)
+            .patch(update)
+            .delete(delete),
+    );
 }
 
 #[derive(OpenApi)]

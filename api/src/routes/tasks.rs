@@ -253,13 +253,17 @@ async fn check_project(db: &ScopedDb, project_id: Uuid) -> Result<(), ApiError> 
 
 /// The routes of this resource.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/v1/tasks").get(list).post(create))
-        .service(
-            web::resource("/v1/tasks/{id}")
-                .get(get)
-                .patch(update)
-                .delete(delete),
-        );
+    cfg.service(
+        web::resource("/v1/tasks")
+            .get(list)
+            .route(crate::idempotency::post(create)),
+    )
+    .service(
+        web::resource("/v1/tasks/{id}")
+            .get(get)
+            .patch(update)
+            .delete(delete),
+    );
 }
 
 #[derive(OpenApi)]

@@ -395,14 +395,18 @@ async fn custom_voice(
 
 /// The routes of this resource.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/v1/voices").get(list).post(create))
-        .service(
-            web::resource("/v1/voices/{id}")
-                .get(get)
-                .patch(update)
-                .delete(delete),
-        )
-        .service(web::resource("/v1/voices/{id}/sample").get(sample));
+    cfg.service(
+        web::resource("/v1/voices")
+            .get(list)
+            .route(crate::idempotency::post(create)),
+    )
+    .service(
+        web::resource("/v1/voices/{id}")
+            .get(get)
+            .patch(update)
+            .delete(delete),
+    )
+    .service(web::resource("/v1/voices/{id}/sample").get(sample));
 }
 
 #[derive(OpenApi)]

@@ -37,6 +37,7 @@ pub const SYSTEM_PRINCIPAL: &str = "system:clerk-webhook";
 /// for it. A test compares this list with the schema (every table with a `tenant_id` column),
 /// so a new tenant-owned table cannot be forgotten here.
 pub const TENANT_OWNED_TABLES: &[&str] = &[
+    "idempotency_keys",
     "generations",
     "voices",
     "tasks",

@@ -117,6 +117,29 @@ impl ScopedDb {
         model.insert(&self.txn).await
     }
 
+    /// Inserts a row owned by this tenant and created by the caller unless one with the same
+    /// `conflict` columns (a unique index, starting with the tenant) exists; whether it was
+    /// inserted. Concurrent callers wait for each other on the index instead of failing.
+    pub async fn insert_unless_exists<E, A>(
+        &self,
+        mut model: A,
+        conflict: impl IntoIterator<Item = E::Column>,
+    ) -> Result<bool, DbErr>
+    where
+        E: TenantOwned,
+        A: ActiveModelTrait<Entity = E> + Send,
+    {
+        model.set(E::TENANT, self.tenant_id.clone().into());
+        model.set(E::CREATED_BY, self.principal.clone().into());
+        let insert =
+            E::insert(model).on_conflict(OnConflict::columns(conflict).do_nothing().to_owned());
+        match insert.exec_without_returning(&self.txn).await {
+            Ok(rows) => Ok(rows > 0),
+            Err(DbErr::RecordNotInserted) => Ok(false),
+            Err(err) => Err(err),
+        }
+    }
+
     /// Updates one of this tenant's rows (by the primary key set in `model`) when it also
     /// matches `condition` (e.g. an expected version). `None` when no such row exists.
     pub async fn update<E, A>(

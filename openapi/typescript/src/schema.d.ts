@@ -1218,7 +1218,10 @@ export interface operations {
     createGeneration: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes retries safe: the first answer to this workspace, route and key is kept 24 hours and replayed to every retry with the same body (`idempotent-replayed: true`), without creating anything again. A Structured Field string (`"8e03978e-40d5-43e8-bc93-6894a57f9324"`, IETF draft `Idempotency-Key` header) or a bare token; at most 255 characters. Answers of 5xx and 429 are not kept, so a retry runs again. */
+                "Idempotency-Key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -1237,6 +1240,8 @@ export interface operations {
                     RateLimit?: string;
                     /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
                     "RateLimit-Policy"?: string;
+                    /** @description `true` when this is the kept answer to an earlier request with the same Idempotency-Key */
+                    "idempotent-replayed"?: "true";
                     /** @description Characters this generation was charged: the Unicode scalar values of the trimmed text */
                     "x-character-count"?: number;
                     [name: string]: unknown;
@@ -1245,7 +1250,7 @@ export interface operations {
                     "application/json": components["schemas"]["Generation"];
                 };
             };
-            /** @description Malformed request: body, path or query */
+            /** @description Malformed request: body, path or query; or `invalid_idempotency_key`: an empty, malformed or too long Idempotency-Key */
             400: {
                 headers: {
                     /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
@@ -1295,6 +1300,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
+            /** @description `idempotency_in_progress`: a request with this Idempotency-Key is still running */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
             /** @description Request body too large */
             413: {
                 headers: {
@@ -1321,7 +1335,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description Invalid fields, a voice this workspace cannot use, or a `format` or non-zero `pitch` the configured provider cannot produce */
+            /** @description Invalid fields, a voice this workspace cannot use, or a `format` or non-zero `pitch` the configured provider cannot produce; or `idempotency_key_reused`: this Idempotency-Key was used for a different request */
             422: {
                 headers: {
                     /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
@@ -2247,7 +2261,10 @@ export interface operations {
     createProject: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes retries safe: the first answer to this workspace, route and key is kept 24 hours and replayed to every retry with the same body (`idempotent-replayed: true`), without creating anything again. A Structured Field string (`"8e03978e-40d5-43e8-bc93-6894a57f9324"`, IETF draft `Idempotency-Key` header) or a bare token; at most 255 characters. Answers of 5xx and 429 are not kept, so a retry runs again. */
+                "Idempotency-Key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -2268,13 +2285,15 @@ export interface operations {
                     RateLimit?: string;
                     /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
                     "RateLimit-Policy"?: string;
+                    /** @description `true` when this is the kept answer to an earlier request with the same Idempotency-Key */
+                    "idempotent-replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Project"];
                 };
             };
-            /** @description Malformed request: body, path or query */
+            /** @description Malformed request: body, path or query; or `invalid_idempotency_key`: an empty, malformed or too long Idempotency-Key */
             400: {
                 headers: {
                     /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
@@ -2311,6 +2330,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
+            /** @description `idempotency_in_progress`: a request with this Idempotency-Key is still running */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
             /** @description Request body too large */
             413: {
                 headers: {
@@ -2337,7 +2365,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description Invalid fields or parameters; `errors[]` names each one */
+            /** @description Invalid fields or parameters; `errors[]` names each one; or `idempotency_key_reused`: this Idempotency-Key was used for a different request */
             422: {
                 headers: {
                     /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
@@ -3069,7 +3097,10 @@ export interface operations {
     createTask: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes retries safe: the first answer to this workspace, route and key is kept 24 hours and replayed to every retry with the same body (`idempotent-replayed: true`), without creating anything again. A Structured Field string (`"8e03978e-40d5-43e8-bc93-6894a57f9324"`, IETF draft `Idempotency-Key` header) or a bare token; at most 255 characters. Answers of 5xx and 429 are not kept, so a retry runs again. */
+                "Idempotency-Key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -3090,13 +3121,15 @@ export interface operations {
                     RateLimit?: string;
                     /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
                     "RateLimit-Policy"?: string;
+                    /** @description `true` when this is the kept answer to an earlier request with the same Idempotency-Key */
+                    "idempotent-replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Task"];
                 };
             };
-            /** @description Malformed request: body, path or query */
+            /** @description Malformed request: body, path or query; or `invalid_idempotency_key`: an empty, malformed or too long Idempotency-Key */
             400: {
                 headers: {
                     /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
@@ -3133,6 +3166,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
+            /** @description `idempotency_in_progress`: a request with this Idempotency-Key is still running */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
             /** @description Request body too large */
             413: {
                 headers: {
@@ -3159,7 +3201,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description Invalid fields (including a project of another workspace) */
+            /** @description Invalid fields (including a project of another workspace); or `idempotency_key_reused`: this Idempotency-Key was used for a different request */
             422: {
                 headers: {
                     /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
@@ -3975,7 +4017,10 @@ export interface operations {
     createVoice: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes retries safe: the first answer to this workspace, route and key is kept 24 hours and replayed to every retry with the same body (`idempotent-replayed: true`), without creating anything again. A Structured Field string (`"8e03978e-40d5-43e8-bc93-6894a57f9324"`, IETF draft `Idempotency-Key` header) or a bare token; at most 255 characters. Answers of 5xx and 429 are not kept, so a retry runs again. */
+                "Idempotency-Key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -3996,13 +4041,15 @@ export interface operations {
                     RateLimit?: string;
                     /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
                     "RateLimit-Policy"?: string;
+                    /** @description `true` when this is the kept answer to an earlier request with the same Idempotency-Key */
+                    "idempotent-replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Voice"];
                 };
             };
-            /** @description Malformed form */
+            /** @description Malformed form; or `invalid_idempotency_key`: an empty, malformed or too long Idempotency-Key */
             400: {
                 headers: {
                     /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
@@ -4052,6 +4099,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
+            /** @description `idempotency_in_progress`: a request with this Idempotency-Key is still running */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
             /** @description Far larger than the sample limit */
             413: {
                 headers: {
@@ -4078,7 +4134,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description Invalid fields, or a sample that is not accepted audio (format, size, duration, truncated) */
+            /** @description Invalid fields, or a sample that is not accepted audio (format, size, duration, truncated); or `idempotency_key_reused`: this Idempotency-Key was used for a different request */
             422: {
                 headers: {
                     /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
