@@ -8,6 +8,7 @@ use super::Authenticator;
 use crate::{
     error::{ApiError, Unauthorized},
     http::LoggedTenant,
+    telemetry::metrics,
     tenant::TenantContext,
 };
 
@@ -41,7 +42,13 @@ impl FromRequest for TenantContext {
     fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
         let req = req.clone();
         Box::pin(async move {
-            let token = bearer_token(&req)?;
+            let token = bearer_token(&req).inspect_err(|err| {
+                let outcome = match err {
+                    ApiError::Unauthorized(Unauthorized { error: None, .. }) => "missing",
+                    _ => "malformed",
+                };
+                metrics::record_auth_verification("none", outcome);
+            })?;
             let auth = req
                 .app_data::<web::Data<Authenticator>>()
                 .ok_or_else(|| ApiError::internal("the Authenticator is not registered"))?;
