@@ -110,6 +110,14 @@ pub struct ConfigArgs {
     #[arg(long, env = "RESONANCE_DB_ACQUIRE_TIMEOUT_SECS", global = true,
           default_value_t = 5, value_parser = value_parser!(u64).range(1..=300))]
     pub db_acquire_timeout_secs: u64,
+    /// Bearer token `GET /metrics` requires (at least 16 characters). Without it, metrics are
+    /// open in development and not served in production (unless RESONANCE_METRICS_BIND).
+    #[arg(long, env = "RESONANCE_METRICS_TOKEN", global = true, hide_env_values = true,
+          value_parser = metrics_token)]
+    pub metrics_token: Option<String>,
+    /// Separate address serving only `GET /metrics` (then not served on RESONANCE_BIND).
+    #[arg(long, env = "RESONANCE_METRICS_BIND", global = true)]
+    pub metrics_bind: Option<SocketAddr>,
 
     // Clerk.
 
@@ -251,6 +259,7 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     pub workers: Option<usize>,
     pub db: DbPoolConfig,
+    pub metrics: MetricsConfig,
     pub clerk: ClerkConfig,
     pub speech: SpeechConfig,
     pub limits: LimitsConfig,
@@ -271,6 +280,13 @@ pub struct DbPoolConfig {
     pub max_connections: u32,
     pub connect_timeout: Duration,
     pub acquire_timeout: Duration,
+}
+
+/// Where and to whom `GET /metrics` is served.
+#[derive(Debug, Clone, Default)]
+pub struct MetricsConfig {
+    pub token: Option<String>,
+    pub bind: Option<SocketAddr>,
 }
 
 /// Clerk settings, named as Clerk's own SDKs name them.
@@ -389,6 +405,10 @@ impl Config {
                 max_connections: args.db_max_connections,
                 connect_timeout: Duration::from_secs(args.db_connect_timeout_secs),
                 acquire_timeout: Duration::from_secs(args.db_acquire_timeout_secs),
+            },
+            metrics: MetricsConfig {
+                token: args.metrics_token.clone(),
+                bind: args.metrics_bind,
             },
             clerk: ClerkConfig {
                 secret_key: args.clerk_secret_key.clone(),
@@ -581,6 +601,18 @@ fn non_empty(items: &[String]) -> Vec<String> {
     items.iter().filter(|i| !i.is_empty()).cloned().collect()
 }
 
+/// A bearer token: at least 16 visible ASCII characters (no spaces), so it can be sent in a
+/// header as is and is not guessed easily.
+fn metrics_token(token: &str) -> Result<String, &'static str> {
+    if token.len() < 16 {
+        Err("expected at least 16 characters")
+    } else if !token.bytes().all(|b| b.is_ascii_graphic()) {
+        Err("expected visible ASCII characters only (no spaces)")
+    } else {
+        Ok(token.to_owned())
+    }
+}
+
 fn secret_key(key: &str) -> Result<String, &'static str> {
     key.starts_with("sk_")
         .then(|| key.to_owned())
@@ -664,6 +696,7 @@ mod tests {
         assert_eq!(config.workers, None);
         assert_eq!(config.clerk.api_url, "https://api.clerk.com");
         assert_eq!(config.speech.sample_max, Duration::from_secs(600));
+        assert!(config.metrics.token.is_none() && config.metrics.bind.is_none());
     }
 
     #[test]
@@ -736,6 +769,10 @@ mod tests {
             Some(
                 "RESONANCE_ENV: invalid value \"staging\": expected one of: development, production"
             )
+        );
+        assert_eq!(
+            line("--metrics-token=short").as_deref(),
+            Some("RESONANCE_METRICS_TOKEN: expected at least 16 characters")
         );
         // Values of hidden variables are not repeated.
         assert_eq!(

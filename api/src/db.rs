@@ -1,11 +1,15 @@
 //! Database connections: embedded SQLite by default, PostgreSQL in production.
 
-use std::{path::Path, time::Duration};
+use std::{
+    path::Path,
+    sync::{Mutex, PoisonError},
+    time::Duration,
+};
 
 use futures_util::FutureExt;
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr,
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseConnectionType, DbErr,
     sqlx::{
         postgres::PgConnectOptions,
         sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous},
@@ -84,6 +88,73 @@ fn options(url: &str, pool: &DbPoolConfig, max_connections: u32) -> ConnectOptio
                 .foreign_keys(true)
         });
     options
+}
+
+/// How many connections pools hold, for the metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Open connections, idle or in use.
+    pub open: u64,
+    pub idle: u64,
+    /// How many the pools may open.
+    pub max: u64,
+}
+
+impl PoolStats {
+    /// The connections of one pool (none for connections that are not sqlx pools).
+    pub fn of(db: &DatabaseConnection) -> PoolStats {
+        let stats = |open: u32, idle: usize, max: u32| PoolStats {
+            open: u64::from(open),
+            idle: idle as u64,
+            max: u64::from(max),
+        };
+        match &db.inner {
+            DatabaseConnectionType::SqlxPostgresPoolConnection(_) => {
+                let pool = db.get_postgres_connection_pool();
+                stats(
+                    pool.size(),
+                    pool.num_idle(),
+                    pool.options().get_max_connections(),
+                )
+            }
+            DatabaseConnectionType::SqlxSqlitePoolConnection(_) => {
+                let pool = db.get_sqlite_connection_pool();
+                stats(
+                    pool.size(),
+                    pool.num_idle(),
+                    pool.options().get_max_connections(),
+                )
+            }
+            _ => PoolStats::default(),
+        }
+    }
+}
+
+/// Every connection pool of a process (the shared one and each HTTP worker's), so the metrics
+/// can sum them at scrape time.
+#[derive(Default)]
+pub struct Pools(Mutex<Vec<DatabaseConnection>>);
+
+impl Pools {
+    pub fn add(&self, db: &DatabaseConnection) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(db.clone());
+    }
+
+    /// The pools' connections, summed.
+    pub fn stats(&self) -> PoolStats {
+        let pools = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        pools
+            .iter()
+            .map(PoolStats::of)
+            .fold(PoolStats::default(), |a, b| PoolStats {
+                open: a.open + b.open,
+                idle: a.idle + b.idle,
+                max: a.max + b.max,
+            })
+    }
 }
 
 /// The file path of a `sqlite://` URL (None for in-memory databases and other backends).

@@ -1,5 +1,5 @@
-//! What every endpoint shares: request ids, the access log, problem+json for every error
-//! (ours, actix-web's and the extractors'), body limits and CORS.
+//! What every endpoint shares: request ids, the access log and request metrics, problem+json
+//! for every error (ours, actix-web's and the extractors'), body limits and CORS.
 
 use std::time::Instant;
 
@@ -19,6 +19,7 @@ use crate::{
     config::Config,
     error::{ApiError, FieldError, PROBLEM_JSON, render_problem},
     shutdown::Drain,
+    telemetry::metrics,
 };
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -62,7 +63,8 @@ fn request_id_from(req: &ServiceRequest) -> String {
 }
 
 /// Middleware around every request: assigns the request id, turns every error into
-/// problem+json carrying that id, sets `x-request-id`, and writes one access-log line.
+/// problem+json carrying that id, sets `x-request-id`, writes one access-log line and records
+/// the request's metrics (`http_requests_total`, `http_request_duration_seconds`).
 pub async fn request_context(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
@@ -101,10 +103,11 @@ pub async fn request_context(
     }
 
     let status = response.status().as_u16();
-    let route = response
-        .request()
-        .match_pattern()
-        .unwrap_or_else(|| "-".into());
+    let latency = started.elapsed();
+    let pattern = response.request().match_pattern();
+    let method_label = metrics::method_label(method.as_str());
+    metrics::record_request(pattern.as_deref(), method_label, status, latency);
+    let route = pattern.unwrap_or_else(|| "-".into());
     let tenant = response
         .request()
         .extensions()
@@ -116,7 +119,7 @@ pub async fn request_context(
         method = %method,
         route = %route,
         status,
-        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+        latency_ms = latency.as_secs_f64() * 1000.0,
         request_id = %request_id,
         tenant = %tenant,
         "request"

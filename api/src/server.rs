@@ -1,7 +1,10 @@
 //! Assembles the App: the shared state, the middleware and the routes. `main` and the tests
 //! start the same App.
 
-use std::{net::TcpListener, sync::Arc};
+use std::{
+    net::{SocketAddr, TcpListener},
+    sync::Arc,
+};
 
 use actix_web::{App, HttpServer, dev::Server, middleware::from_fn, web};
 use anyhow::Context;
@@ -9,13 +12,15 @@ use anyhow::Context;
 use crate::{
     auth::Authenticator,
     config::Config,
-    db,
+    db::{self, Pools},
     http::{self, not_found, request_context},
     limits::{self, Limits},
-    openapi, routes,
+    openapi,
+    routes::{self, metrics::MetricsAccess},
     shutdown::{self, Drain},
     speech::Speech,
     state::AppState,
+    telemetry,
     tenant::{self, TenantRegistry},
 };
 
@@ -63,8 +68,21 @@ pub async fn prepare(config: Config) -> anyhow::Result<AppState> {
 
 /// Starts serving on `listener`. The returned future runs until SIGTERM/SIGINT, then drains
 /// (see [`shutdown`]): every request already received is answered within the shutdown timeout.
+/// With `RESONANCE_METRICS_BIND`, `/metrics` is served on that address too (see
+/// [`routes::metrics`]), until the process ends.
 pub fn start(listener: TcpListener, state: AppState) -> std::io::Result<Server> {
     let config = state.config.clone();
+    telemetry::metrics::install();
+    let pools = web::Data::new(Pools::default());
+    pools.add(&state.db);
+    let metrics_access = web::Data::new(MetricsAccess::on_api_port(&config));
+    if let Some(bind) = config.metrics.bind {
+        tokio::spawn(metrics_server(bind, &config, pools.clone())?);
+    } else if *metrics_access.get_ref() == MetricsAccess::Hidden {
+        tracing::info!(
+            "GET /metrics is not served: set RESONANCE_METRICS_TOKEN or RESONANCE_METRICS_BIND"
+        );
+    }
     let (json_config, path_config, query_config) = http::extractor_configs(&config);
     let config_data = web::Data::from(config.clone());
     let auth_data = web::Data::from(state.auth.clone());
@@ -77,11 +95,13 @@ pub fn start(listener: TcpListener, state: AppState) -> std::io::Result<Server> 
     });
     // Runs on each worker thread, once.
     let server = HttpServer::new(move || {
-        let worker = worker_state(&state, workers);
+        let worker = worker_state(&state, workers, &pools);
         App::new()
             // The worker's registry on its own, for middleware below `state` (idempotency).
             .app_data(web::Data::new(worker.tenants.clone()))
             .app_data(web::Data::new(worker))
+            .app_data(pools.clone())
+            .app_data(metrics_access.clone())
             .app_data(config_data.clone())
             .app_data(auth_data.clone())
             .app_data(limits_data.clone())
@@ -99,6 +119,7 @@ pub fn start(listener: TcpListener, state: AppState) -> std::io::Result<Server> 
             .wrap(http::cors(&config_data))
             .wrap(from_fn(request_context))
             .configure(routes::configure)
+            .configure(routes::metrics::configure)
             .default_service(web::to(not_found))
     })
     .workers(workers)
@@ -114,12 +135,46 @@ pub fn start(listener: TcpListener, state: AppState) -> std::io::Result<Server> 
     Ok(server)
 }
 
+/// Serves only `GET /metrics` on `bind` (`RESONANCE_METRICS_BIND`), on one worker of its own,
+/// so scrapes neither wait behind API requests nor reach the API's port.
+fn metrics_server(
+    bind: SocketAddr,
+    config: &Arc<Config>,
+    pools: web::Data<Pools>,
+) -> std::io::Result<Server> {
+    let listener = TcpListener::bind(bind).map_err(|e| {
+        std::io::Error::new(
+            e.kind(),
+            format!("RESONANCE_METRICS_BIND: cannot listen on {bind}: {e}"),
+        )
+    })?;
+    tracing::info!(address = %listener.local_addr()?, "serving GET /metrics");
+    let access = web::Data::new(MetricsAccess::on_metrics_port(config));
+    let config_data = web::Data::from(config.clone());
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(access.clone())
+            .app_data(pools.clone())
+            .app_data(config_data.clone())
+            .wrap(from_fn(request_context))
+            .configure(routes::metrics::configure)
+            .default_service(web::to(not_found))
+    })
+    .workers(1)
+    .disable_signals()
+    .shutdown_timeout(1);
+    Ok(server.listen(listener)?.run())
+}
+
 /// The state one worker serves with: the shared state, with a PostgreSQL pool of the
-/// worker's own (see [`db::connect_worker_pool`]).
-fn worker_state(shared: &AppState, workers: usize) -> AppState {
+/// worker's own (see [`db::connect_worker_pool`]), which joins `pools` for the metrics.
+fn worker_state(shared: &AppState, workers: usize, pools: &Pools) -> AppState {
     let config = &shared.config;
     match db::connect_worker_pool(&config.database_url, &config.db, workers) {
-        Some(Ok(pool)) => shared.with_connection(pool),
+        Some(Ok(pool)) => {
+            pools.add(&pool);
+            shared.with_connection(pool)
+        }
         Some(Err(error)) => {
             tracing::warn!(%error, "worker keeps the shared database pool");
             shared.clone()

@@ -1,5 +1,7 @@
 //! Logging: `tracing` with `RUST_LOG` filtering; human lines in development, JSON lines in
-//! production.
+//! production. Metrics: [`metrics`], served at `/metrics`.
+
+pub mod metrics;
 
 use tracing_subscriber::{EnvFilter, fmt};
 

@@ -9,6 +9,7 @@ use crate::{
     error::{ApiError, Unauthorized},
     http::LoggedTenant,
     limits::Limits,
+    telemetry::metrics,
     tenant::TenantContext,
 };
 
@@ -47,7 +48,13 @@ impl FromRequest for TenantContext {
         }
         let req = req.clone();
         Box::pin(async move {
-            let token = bearer_token(&req)?;
+            let token = bearer_token(&req).inspect_err(|err| {
+                let outcome = match err {
+                    ApiError::Unauthorized(Unauthorized { error: None, .. }) => "missing",
+                    _ => "malformed",
+                };
+                metrics::record_auth_verification("none", outcome);
+            })?;
             let auth = req
                 .app_data::<web::Data<Authenticator>>()
                 .ok_or_else(|| ApiError::internal("the Authenticator is not registered"))?;

@@ -19,6 +19,8 @@ use jsonwebtoken::{
 use moka::{Expiry, future::Cache};
 use serde::Deserialize;
 
+use crate::telemetry::metrics;
+
 /// How long a successfully fetched JWKS is used before it is fetched again.
 pub const JWKS_MAX_AGE: Duration = Duration::from_secs(3600);
 /// At most one refresh per this window is caused by tokens naming an unknown `kid`; also how
@@ -200,9 +202,12 @@ impl JwksCache {
         }
     }
 
-    /// Fetches the JWKS; on failure logs and falls back to the last good keys.
+    /// Fetches the JWKS (counted in `auth_jwks_refreshes_total`); on failure logs and falls
+    /// back to the last good keys.
     async fn load(&self) -> Arc<KeySet> {
-        match self.fetch().await {
+        let fetched = self.fetch().await;
+        metrics::record_jwks_refresh(fetched.is_ok());
+        match fetched {
             Ok(keys) => {
                 let set = Arc::new(KeySet {
                     keys,

@@ -20,7 +20,7 @@ use std::{
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter, clock::Clock};
 use tokio::sync::{Semaphore, SemaphorePermit};
 
-use crate::{config::ClerkLimits, error::ApiError};
+use crate::{config::ClerkLimits, error::ApiError, telemetry::metrics};
 
 /// How often addresses whose bucket is full again are forgotten.
 const SWEEP_EVERY: Duration = Duration::from_secs(10);
@@ -28,6 +28,9 @@ const SWEEP_EVERY: Duration = Duration::from_secs(10);
 const SWEEP_ABOVE: usize = 50_000;
 /// What a client is asked to wait when every Backend API slot is taken.
 const BUSY_RETRY_AFTER: Duration = Duration::from_secs(1);
+/// The 503's detail when every Backend API slot is taken.
+pub(crate) const BUSY_DETAIL: &str =
+    "too many machine-token verifications in progress; retry shortly";
 
 /// The limits on Backend API verification calls.
 pub struct VerifyLimits {
@@ -69,6 +72,7 @@ impl VerifyLimits {
         let verdict = self.per_client.check_key(&client_key(client));
         self.sweep_now_and_then(self.started.elapsed().as_millis() as u64);
         verdict.map_err(|not_until| {
+            metrics::record_rate_limited("clerk_verify_per_address");
             let wait = not_until.wait_time_from(self.per_client.clock().now());
             ApiError::TooManyRequests {
                 detail: "too many machine tokens to verify from this address; retry later".into(),
@@ -80,12 +84,13 @@ impl VerifyLimits {
 
     /// A slot for one Backend API call, held until the call ends; 503 when all are taken.
     pub fn call_slot(&self) -> Result<SemaphorePermit<'_>, ApiError> {
-        self.in_flight
-            .try_acquire()
-            .map_err(|_| ApiError::ServiceUnavailable {
-                detail: "too many machine-token verifications in progress; retry shortly".into(),
+        self.in_flight.try_acquire().map_err(|_| {
+            metrics::record_rate_limited("clerk_verify_in_flight");
+            ApiError::ServiceUnavailable {
+                detail: BUSY_DETAIL.into(),
                 retry_after: Some(BUSY_RETRY_AFTER),
-            })
+            }
+        })
     }
 
     /// Client addresses tracked now (those whose bucket is not full).

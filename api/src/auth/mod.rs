@@ -41,6 +41,7 @@ use self::{
 use crate::{
     config::{ClerkConfig, ClerkLimits, Config, Environment, frontend_api_host},
     error::{ApiError, Unauthorized},
+    telemetry::metrics,
     tenant::{TenantContext, TokenKind},
 };
 
@@ -311,19 +312,31 @@ impl Authenticator {
 
     /// The context of a bearer token sent from `client` (the TCP peer; `None` when unknown),
     /// or why it is refused: 401; 503 when Clerk could not be asked; 429 when `client` has
-    /// used up its Backend API verifications.
+    /// used up its Backend API verifications. Counted in `auth_verifications_total`.
     pub async fn authenticate(
         &self,
         token: &str,
         client: Option<IpAddr>,
     ) -> Result<TenantContext, ApiError> {
+        let result = self.check(token, client).await;
+        let kind = match &result {
+            Ok(ctx) => ctx.token_kind,
+            Err(_) => machine::kind_of(token).unwrap_or(self.session.kind),
+        };
+        metrics::record_auth_verification(kind_label(kind), outcome_label(&result));
+        result
+    }
+
+    async fn check(&self, token: &str, client: Option<IpAddr>) -> Result<TenantContext, ApiError> {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(reject(format!(
                 "token is larger than {MAX_TOKEN_BYTES} bytes"
             )));
         }
         let key = token_hash(token);
-        if let Some(hit) = self.verified.get(&key).await {
+        let hit = self.verified.get(&key).await;
+        metrics::record_token_cache(hit.is_some());
+        if let Some(hit) = hit {
             return hit.into_result();
         }
         if let Some(kind) = machine::kind_of(token) {
@@ -391,6 +404,47 @@ impl Authenticator {
     }
 }
 
+/// The `kind` label of a token kind.
+pub(crate) fn kind_label(kind: TokenKind) -> &'static str {
+    match kind {
+        TokenKind::SessionToken => "session",
+        TokenKind::ApiKey => "api_key",
+        TokenKind::M2mToken => "m2m",
+        TokenKind::OauthToken => "oauth",
+        TokenKind::DevelopmentToken => "development",
+    }
+}
+
+/// The `outcome` label of a token check: `accepted`, or why not. Refusals are told apart by
+/// their wording, which this module and its children write (`reject(…)`); a new wording
+/// counts as `invalid` until it is named here.
+fn outcome_label(result: &Result<TenantContext, ApiError>) -> &'static str {
+    match result {
+        Ok(_) => "accepted",
+        Err(ApiError::Unauthorized(refusal)) => refusal_label(&refusal.description),
+        Err(ApiError::TooManyRequests { .. }) => "rate_limited",
+        Err(ApiError::ServiceUnavailable { detail, .. }) if detail == limits::BUSY_DETAIL => {
+            "overloaded"
+        }
+        Err(ApiError::ServiceUnavailable { .. }) => "upstream_unavailable",
+        Err(_) => "error",
+    }
+}
+
+fn refusal_label(why: &str) -> &'static str {
+    match why {
+        "token expired" => "expired",
+        "bad signature" => "invalid_signature",
+        "token revoked" => "revoked",
+        "unknown token" => "unknown",
+        _ if why.starts_with("unknown signing key") => "unknown_key",
+        _ if why.starts_with("malformed") || why.contains("larger than") => "malformed",
+        _ if why.starts_with("unsupported") => "unsupported",
+        _ if why.contains("no CLERK_SECRET_KEY") => "not_configured",
+        _ => "invalid",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -446,6 +500,35 @@ mod tests {
         assert!(bytes <= budget, "{bytes} B cached for a {budget} B budget");
         assert!(bytes >= budget / 2, "the budget is used: {bytes} B");
         assert!(entries < 100_000);
+    }
+
+    #[test]
+    fn refusals_are_labelled_by_reason() {
+        let label = |err: ApiError| outcome_label(&Err(err));
+        assert_eq!(label(reject("token expired")), "expired");
+        assert_eq!(label(reject("bad signature")), "invalid_signature");
+        assert_eq!(label(reject("token revoked")), "revoked");
+        assert_eq!(label(reject("unknown token")), "unknown");
+        let unknown_kid = reject("unknown signing key: the kid is not in the JWKS");
+        assert_eq!(label(unknown_kid), "unknown_key");
+        assert_eq!(label(reject("malformed token header")), "malformed");
+        assert_eq!(
+            label(reject("token is larger than 8192 bytes")),
+            "malformed"
+        );
+        assert_eq!(label(reject("wrong issuer: expected x")), "invalid");
+        assert_eq!(label(unavailable("Clerk is down")), "upstream_unavailable");
+        let busy = VerifyLimits::new(&ClerkLimits {
+            verify_max_in_flight: 1,
+            ..ClerkLimits::default()
+        });
+        let _slot = busy.call_slot().unwrap();
+        assert_eq!(label(busy.call_slot().unwrap_err()), "overloaded");
+        let limited = ApiError::TooManyRequests {
+            detail: String::new(),
+            retry_after: Duration::from_secs(1),
+        };
+        assert_eq!(label(limited), "rate_limited");
     }
 
     #[test]

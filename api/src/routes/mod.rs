@@ -11,6 +11,7 @@ pub mod generations;
 pub mod health;
 pub mod me;
 pub mod members;
+pub mod metrics;
 pub mod projects;
 pub mod tasks;
 pub mod usage;

@@ -2,7 +2,8 @@
 //! overrun, and a smaller one per workspace, so one workspace cannot starve the others.
 //!
 //! Callers do not queue: beyond either limit the request answers 429 with `Retry-After`, which
-//! keeps HTTP workers free and lets clients back off.
+//! keeps HTTP workers free and lets clients back off. Refusals are counted in
+//! `speech_rejections_total{reason="tenant_limit"|"capacity"}`.
 
 use std::{
     collections::HashMap,
@@ -12,7 +13,7 @@ use std::{
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::error::ApiError;
+use crate::{error::ApiError, telemetry::metrics};
 
 pub struct SynthesisLimiter {
     global: Arc<Semaphore>,
@@ -55,6 +56,7 @@ impl SynthesisLimiter {
         let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
         let count = running.get(tenant).copied().unwrap_or(0);
         if count >= self.per_tenant {
+            metrics::record_speech_rejection("tenant_limit");
             return Err(ApiError::TooManyRequests {
                 detail: format!(
                     "this workspace already has {count} speech generations in progress (the limit); retry shortly"
@@ -62,14 +64,13 @@ impl SynthesisLimiter {
                 retry_after: self.retry_after,
             });
         }
-        let global =
-            self.global
-                .clone()
-                .try_acquire_owned()
-                .map_err(|_| ApiError::TooManyRequests {
-                    detail: "the speech service is at capacity; retry shortly".into(),
-                    retry_after: self.retry_after,
-                })?;
+        let global = self.global.clone().try_acquire_owned().map_err(|_| {
+            metrics::record_speech_rejection("capacity");
+            ApiError::TooManyRequests {
+                detail: "the speech service is at capacity; retry shortly".into(),
+                retry_after: self.retry_after,
+            }
+        })?;
         running.insert(tenant.to_owned(), count + 1);
         Ok(SynthesisPermit {
             _global: global,

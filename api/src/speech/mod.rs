@@ -13,14 +13,20 @@ pub mod limiter;
 pub mod openai;
 pub mod storage;
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::config::{SpeechConfig, TtsProvider};
+use crate::{
+    config::{SpeechConfig, TtsProvider},
+    telemetry::metrics,
+};
 
 pub use audio::{AudioFormat, AudioInfo};
 pub use limiter::SynthesisLimiter;
@@ -156,30 +162,46 @@ impl Speech {
         })
     }
 
-    /// Runs `request` on `provider` within the timeout and checks what comes back.
+    /// Runs `request` on `provider` within the timeout and checks what comes back. Counted
+    /// in `speech_syntheses_total` and `speech_synthesis_duration_seconds`.
     pub async fn synthesize(
         &self,
         provider: &dyn SpeechProvider,
         request: SynthesisRequest,
     ) -> Result<Synthesized, String> {
+        let started = Instant::now();
+        let result = self.synthesize_checked(provider, request).await;
+        let outcome = match &result {
+            Ok(_) => "success",
+            Err((outcome, _)) => *outcome,
+        };
+        metrics::record_synthesis(provider.name(), outcome, started.elapsed());
+        result.map_err(|(_, reason)| reason)
+    }
+
+    /// [`Speech::synthesize`], with the `outcome` label of a failure.
+    async fn synthesize_checked(
+        &self,
+        provider: &dyn SpeechProvider,
+        request: SynthesisRequest,
+    ) -> Result<Synthesized, (&'static str, String)> {
         let wanted = request.format;
         let bytes = match tokio::time::timeout(self.timeout, provider.synthesize(request)).await {
-            Ok(result) => result?,
+            Ok(result) => result.map_err(|reason| ("provider_error", reason))?,
             Err(_) => {
-                return Err(format!(
-                    "synthesis timed out after {} s",
-                    self.timeout.as_secs()
-                ));
+                let reason = format!("synthesis timed out after {} s", self.timeout.as_secs());
+                return Err(("timeout", reason));
             }
         };
+        let unusable = |reason: String| ("unusable_audio", reason);
         let info = audio::inspect(&bytes)
-            .map_err(|e| format!("the provider returned unusable audio: {e}"))?;
+            .map_err(|e| unusable(format!("the provider returned unusable audio: {e}")))?;
         if info.format != wanted.container() {
-            return Err(format!(
+            return Err(unusable(format!(
                 "the provider returned {} audio instead of {}",
                 info.format.name(),
                 wanted.name()
-            ));
+            )));
         }
         Ok(Synthesized { bytes, info })
     }
