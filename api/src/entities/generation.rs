@@ -2,8 +2,6 @@
 
 use sea_orm::entity::prelude::*;
 
-use super::TenantOwned;
-
 pub const STATUS_SUCCEEDED: &str = "succeeded";
 pub const STATUS_FAILED: &str = "failed";
 
@@ -43,8 +41,4 @@ pub enum Relation {}
 
 impl ActiveModelBehavior for ActiveModel {}
 
-impl TenantOwned for Entity {
-    const TENANT: Column = Column::TenantId;
-    const CREATED_BY: Column = Column::CreatedByUserId;
-    const NAME: &'static str = "generation";
-}
+tenant_owned!("generation");

@@ -2,8 +2,6 @@
 
 use sea_orm::entity::prelude::*;
 
-use super::TenantOwned;
-
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "idempotency_keys")]
 pub struct Model {
@@ -33,8 +31,4 @@ pub enum Relation {}
 
 impl ActiveModelBehavior for ActiveModel {}
 
-impl TenantOwned for Entity {
-    const TENANT: Column = Column::TenantId;
-    const CREATED_BY: Column = Column::CreatedByUserId;
-    const NAME: &'static str = "idempotency key";
-}
+tenant_owned!("idempotency key");

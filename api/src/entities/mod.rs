@@ -1,6 +1,36 @@
 //! sea-orm entities, one file each, and the traits that tell the tenant-scoped handle how an
 //! entity is owned and versioned.
 
+/// Declares this module's `Entity` tenant-owned through its `tenant_id` and
+/// `created_by_user_id` columns and named `$name` in answers ("no such $name"); `shared` when
+/// rows with a NULL tenant are readable by every tenant (see [`TenantOwned`]).
+macro_rules! tenant_owned {
+    ($name:literal $(, $shared:ident)?) => {
+        impl super::TenantOwned for Entity {
+            const TENANT: Column = Column::TenantId;
+            const CREATED_BY: Column = Column::CreatedByUserId;
+            const NAME: &'static str = $name;
+            const SHARED_ROWS: bool = tenant_owned!(@shared $($shared)?);
+        }
+    };
+    (@shared shared) => { true };
+    (@shared) => { false };
+}
+
+/// Declares this module's `Entity` versioned by its `id` and `version` columns (see
+/// [`Versioned`]).
+macro_rules! versioned {
+    () => {
+        impl super::Versioned for Entity {
+            const ID: Column = Column::Id;
+            const VERSION: Column = Column::Version;
+            fn version(model: &Model) -> i32 {
+                model.version
+            }
+        }
+    };
+}
+
 pub mod generation;
 pub mod idempotency_key;
 pub mod membership;

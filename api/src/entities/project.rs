@@ -2,8 +2,6 @@
 
 use sea_orm::entity::prelude::*;
 
-use super::{TenantOwned, Versioned};
-
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "projects")]
 pub struct Model {
@@ -32,16 +30,6 @@ impl Related<super::task::Entity> for Entity {
 
 impl ActiveModelBehavior for ActiveModel {}
 
-impl TenantOwned for Entity {
-    const TENANT: Column = Column::TenantId;
-    const CREATED_BY: Column = Column::CreatedByUserId;
-    const NAME: &'static str = "project";
-}
+tenant_owned!("project");
 
-impl Versioned for Entity {
-    const ID: Column = Column::Id;
-    const VERSION: Column = Column::Version;
-    fn version(model: &Model) -> i32 {
-        model.version
-    }
-}
+versioned!();

@@ -2,8 +2,6 @@
 
 use sea_orm::entity::prelude::*;
 
-use super::{TenantOwned, Versioned};
-
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "tasks")]
 pub struct Model {
@@ -43,16 +41,6 @@ impl Related<super::project::Entity> for Entity {
 
 impl ActiveModelBehavior for ActiveModel {}
 
-impl TenantOwned for Entity {
-    const TENANT: Column = Column::TenantId;
-    const CREATED_BY: Column = Column::CreatedByUserId;
-    const NAME: &'static str = "task";
-}
+tenant_owned!("task");
 
-impl Versioned for Entity {
-    const ID: Column = Column::Id;
-    const VERSION: Column = Column::Version;
-    fn version(model: &Model) -> i32 {
-        model.version
-    }
-}
+versioned!();

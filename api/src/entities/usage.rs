@@ -4,8 +4,6 @@
 
 use sea_orm::entity::prelude::*;
 
-use super::TenantOwned;
-
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "usage")]
 pub struct Model {
@@ -26,8 +24,4 @@ pub enum Relation {}
 
 impl ActiveModelBehavior for ActiveModel {}
 
-impl TenantOwned for Entity {
-    const TENANT: Column = Column::TenantId;
-    const CREATED_BY: Column = Column::CreatedByUserId;
-    const NAME: &'static str = "usage";
-}
+tenant_owned!("usage");

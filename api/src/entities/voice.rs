@@ -3,8 +3,6 @@
 
 use sea_orm::entity::prelude::*;
 
-use super::{TenantOwned, Versioned};
-
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "voices")]
 pub struct Model {
@@ -41,12 +39,7 @@ pub enum Relation {}
 
 impl ActiveModelBehavior for ActiveModel {}
 
-impl TenantOwned for Entity {
-    const TENANT: Column = Column::TenantId;
-    const CREATED_BY: Column = Column::CreatedByUserId;
-    const NAME: &'static str = "voice";
-    const SHARED_ROWS: bool = true;
-}
+tenant_owned!("voice", shared);
 
 impl Model {
     pub fn is_system(&self) -> bool {
@@ -54,10 +47,4 @@ impl Model {
     }
 }
 
-impl Versioned for Entity {
-    const ID: Column = Column::Id;
-    const VERSION: Column = Column::Version;
-    fn version(model: &Model) -> i32 {
-        model.version
-    }
-}
+versioned!();
