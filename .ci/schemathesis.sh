@@ -79,6 +79,8 @@ status=0
 # constructor keeps its recursion depth in interpreter-wide state, so two worker threads
 # parsing at once fail at random with "SystemError: AST constructor recursion depth mismatch".
 # (The work is Python-bound anyway: a second worker saves little on two cores.)
+# A fresh Idempotency-Key for each generated request (see the hooks file for why).
+SCHEMATHESIS_HOOKS=openapi/schemathesis_hooks.py \
 "$venv/bin/python" -m schemathesis.cli --config-file openapi/schemathesis.toml run "$BASE/openapi.json" \
   -H "Authorization: Bearer $TOKEN" \
   --checks all \

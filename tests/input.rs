@@ -176,3 +176,16 @@ async fn a_request_head_over_16_kib_is_a_431_problem() {
     .await;
     assert_eq!(reply.status, 200);
 }
+
+#[tokio::test]
+async fn a_json_body_that_is_not_an_object_is_a_422_and_creates_nothing() {
+    let app = TestApp::spawn().await;
+    let token = app.token(admin("org_shapes"));
+    for body in [json!(["Launch"]), json!("Launch"), json!(7)] {
+        let reply = app.post("/v1/projects", &token, body).await;
+        let problem = reply.assert_problem(422, "validation_failed");
+        assert_eq!(problem["errors"][0]["field"], "body");
+    }
+    let projects = app.get("/v1/projects", &token).await.json;
+    assert_eq!(projects["data"].as_array().unwrap().len(), 0);
+}

@@ -309,9 +309,9 @@ pub fn cors(config: &Config) -> Cors {
 /// tokens are at most 8 KiB; anything far beyond is refused before any work is done.
 pub const MAX_HEAD_BYTES: usize = 16 * 1024;
 
-/// Input no handler should see: a head larger than [`MAX_HEAD_BYTES`] (431), and text the
+/// Input no handler should see: a head larger than [`MAX_HEAD_BYTES`] (431), text the
 /// database cannot store (U+0000, which PostgreSQL refuses in `text`) in a query parameter or
-/// a JSON body (422 naming the field). Checked here, once for every endpoint; a request
+/// a JSON body (422 naming the field), and a JSON body that is not an object (422). Checked here, once for every endpoint; a request
 /// without a NUL pays only a scan of its query and body for the escape.
 pub async fn guard_input<B: MessageBody + 'static>(
     mut req: ServiceRequest,
@@ -351,6 +351,12 @@ pub async fn guard_input<B: MessageBody + 'static>(
         };
         if let Some(field) = nul_json_field(&body) {
             return refuse(req, nul_field(&field));
+        }
+        // Every JSON body the API takes is an object; serde would also read a struct from an
+        // array of its fields in order, which the contract does not allow.
+        if !body.is_empty() && body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            let error = FieldError::new("body", "must be a JSON object");
+            return refuse(req, ApiError::Validation(vec![error]));
         }
         req.set_payload(actix_web::dev::Payload::from(body));
     }
