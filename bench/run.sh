@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Tasks API benchmark on PostgreSQL, with pgbench running the same SQL as the baseline in the
-# same run. Prints requests/s, p50/p99 latency, the server's peak RSS, and ratios.
+# same run. Prints requests/s, p50/p99 latency, CPU per request of the server and of
+# PostgreSQL, the server's peak RSS, and ratios.
 #
 #   bench/run.sh                      # 100 tenants x 1000 tasks, 32 connections, 15 s a run
 #   TENANTS=20 TASKS_PER_TENANT=500 DURATION=5 bench/run.sh
@@ -66,22 +67,47 @@ for _ in $(seq 1 50); do curl -sf "$BASE/healthz" >/dev/null && break; sleep 0.2
 while read -r token; do curl -sf -o /dev/null -H "authorization: Bearer $token" "$BASE/v1/tasks?limit=1"; done < "$OUT/tokens.txt"
 MODE=list wrk -t2 -c"$CONNECTIONS" -d3s -s bench/wrk.lua "$BASE" >/dev/null
 
-# wrk → "rps p50 p99" (latencies in ms)
+# CPU time (utime + stime, clock ticks) of the server, and of PostgreSQL: every live postgres
+# process plus what the postmaster collected from backends that have exited (cutime + cstime),
+# so pgbench's short-lived backends are counted too.
+TICKS=$(getconf CLK_TCK)
+server_ticks() { awk '{ print $14 + $15 }' "/proc/$SERVER/stat"; }
+pg_ticks() {
+  local postmaster
+  postmaster=$(pgrep -o -x postgres)
+  { for pid in $(pgrep -x postgres); do awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null; done
+    awk '{ print $16 + $17 }' "/proc/$postmaster/stat"; } | awk '{ s += $1 } END { print s }'
+}
+# microseconds of CPU per request: per_request TICKS REQUESTS
+per_request() { awk -v t="$1" -v n="$2" -v hz="$TICKS" 'BEGIN { printf "%.0f", t / hz * 1e6 / n }'; }
+
+# wrk → "rps p50 p99 errors api_us pg_us" (latencies in ms; CPU in µs per request)
 run_wrk() {
+  local api0 pg0 api1 pg1
+  api0=$(server_ticks); pg0=$(pg_ticks)
   MODE=$1 wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency -s bench/wrk.lua "$BASE" > "$OUT/wrk-$1.txt"
-  awk '
+  api1=$(server_ticks); pg1=$(pg_ticks)
+  local n
+  n=$(awk '/ requests in / { print $1 }' "$OUT/wrk-$1.txt")
+  awk -v api="$(per_request $((api1 - api0)) "$n")" -v pg="$(per_request $((pg1 - pg0)) "$n")" '
     function ms(v) { if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; if (v ~ /s$/) return v*1000; return v }
     /Requests\/sec/ { rps = $2 }
     $1 == "50.000%" || $1 == "50%" { p50 = ms($2) }
     $1 == "99.000%" || $1 == "99%" { p99 = ms($2) }
     /non-2xx/ { bad = $2 }
-    END { printf "%.0f %.2f %.2f %s\n", rps, p50, p99, bad }' "$OUT/wrk-$1.txt"
+    END { printf "%.0f %.2f %.2f %d %s %s\n", rps, p50, p99, bad + 0, api, pg }' "$OUT/wrk-$1.txt"
 }
 
+# pgbench → "tps pg_us"
 pgbench_tps() {
+  local pg0 pg1
+  pg0=$(pg_ticks)
   pgbench -n -h 127.0.0.1 -U resonance_app -c "$CONNECTIONS" -j 2 -T "$DURATION" -M prepared \
     -D tenants="$TENANTS" -f bench/pgbench-list.sql "$DB" > "$OUT/pgbench.txt" 2>&1
-  awk '/^tps/ { print int($3) }' "$OUT/pgbench.txt"
+  pg1=$(pg_ticks)
+  local n
+  n=$(awk '/number of transactions actually processed/ { split($NF, a, "/"); print a[1] }' "$OUT/pgbench.txt")
+  echo "$(awk '/^tps/ { print int($3) }' "$OUT/pgbench.txt") $(per_request $((pg1 - pg0)) "$n")"
 }
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
@@ -95,7 +121,10 @@ LIST_RPS=$(awk '{ print $1 }' "$OUT/list-runs.txt" | median)
 LIST_P50=$(awk '{ print $2 }' "$OUT/list-runs.txt" | median)
 LIST_P99=$(awk '{ print $3 }' "$OUT/list-runs.txt" | median)
 LIST_BAD=$(awk '{ s += $4 } END { print s }' "$OUT/list-runs.txt")
-PG_TPS=$(median < "$OUT/pgbench-runs.txt")
+LIST_API_US=$(awk '{ print $5 }' "$OUT/list-runs.txt" | median)
+LIST_PG_US=$(awk '{ print $6 }' "$OUT/list-runs.txt" | median)
+PG_TPS=$(awk '{ print $1 }' "$OUT/pgbench-runs.txt" | median)
+PG_PG_US=$(awk '{ print $2 }' "$OUT/pgbench-runs.txt" | median)
 echo "== p99 at half of peak list throughput (open loop, constant rate, 3 runs)"
 HALF=$(( LIST_RPS / 2 ))
 awk -v base="$BASE" '{ printf "GET\t%s/v1/tasks?limit=50\t%s\n", base, $0 }' "$OUT/tokens.txt" > "$OUT/loadgen-list.tsv"
@@ -107,8 +136,8 @@ HALF_P50=$(sed -E 's/.* p50=([0-9.]+)ms.*/\1/' "$OUT/half-runs.txt" | median)
 HALF_P99=$(sed -E 's/.* p99=([0-9.]+)ms.*/\1/' "$OUT/half-runs.txt" | median)
 # Writes last: the rows they add (and the autovacuum they set off) must not disturb the list
 # figures above.
-read -r GET_RPS GET_P50 GET_P99 GET_BAD < <(run_wrk get)
-read -r POST_RPS POST_P50 POST_P99 POST_BAD < <(run_wrk create)
+read -r GET_RPS GET_P50 GET_P99 GET_BAD GET_API_US GET_PG_US < <(run_wrk get)
+read -r POST_RPS POST_P50 POST_P99 POST_BAD POST_API_US POST_PG_US < <(run_wrk create)
 
 PEAK_RSS_KB=$(awk '/VmHWM/ { print $2 }' /proc/$SERVER/status)
 kill $SERVER; wait $SERVER 2>/dev/null || true
@@ -116,11 +145,12 @@ trap - EXIT
 
 echo
 echo "Results ($TENANTS tenants x $TASKS_PER_TENANT tasks, $CONNECTIONS connections, ${DURATION}s runs, $(nproc) cores; list and pgbench: medians of 3)"
-printf "%-28s %10s %10s %10s %8s\n" "endpoint" "req/s" "p50 ms" "p99 ms" "errors"
-printf "%-28s %10s %10s %10s %8s\n" "GET /v1/tasks?limit=50" "$LIST_RPS" "$LIST_P50" "$LIST_P99" "$LIST_BAD"
-printf "%-28s %10s %10s %10s %8s\n" "GET /v1/tasks/{id}" "$GET_RPS" "$GET_P50" "$GET_P99" "$GET_BAD"
-printf "%-28s %10s %10s %10s %8s\n" "POST /v1/tasks" "$POST_RPS" "$POST_P50" "$POST_P99" "$POST_BAD"
-printf "%-28s %10s\n" "pgbench (list SQL)" "$PG_TPS"
+printf "%-28s %10s %10s %10s %8s %12s %12s\n" "endpoint" "req/s" "p50 ms" "p99 ms" "errors" "API CPU us" "PG CPU us"
+printf "%-28s %10s %10s %10s %8s %12s %12s\n" "GET /v1/tasks?limit=50" "$LIST_RPS" "$LIST_P50" "$LIST_P99" "$LIST_BAD" "$LIST_API_US" "$LIST_PG_US"
+printf "%-28s %10s %10s %10s %8s %12s %12s\n" "GET /v1/tasks/{id}" "$GET_RPS" "$GET_P50" "$GET_P99" "$GET_BAD" "$GET_API_US" "$GET_PG_US"
+printf "%-28s %10s %10s %10s %8s %12s %12s\n" "POST /v1/tasks" "$POST_RPS" "$POST_P50" "$POST_P99" "$POST_BAD" "$POST_API_US" "$POST_PG_US"
+printf "%-28s %10s %10s %10s %8s %12s %12s\n" "pgbench (list SQL)" "$PG_TPS" "" "" "" "" "$PG_PG_US"
+echo "(CPU: utime + stime per request, in microseconds, medians for list and pgbench)"
 echo "list / pgbench ratio:        $(awk -v a="$LIST_RPS" -v b="$PG_TPS" 'BEGIN { printf "%.2f (target >= 0.50)", a / b }')"
 echo "list at half peak ($HALF/s): median p50 ${HALF_P50} ms, median p99 ${HALF_P99} ms (target p99 < 10 ms)"
 echo "server peak RSS:             $(( PEAK_RSS_KB / 1024 )) MiB (target < 100 MiB)"

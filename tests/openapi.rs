@@ -110,3 +110,32 @@ async fn not_blank_texts_share_one_pattern() {
     let language = serde_json::to_string(resonance_api::rest::LANGUAGE_PATTERN).unwrap();
     assert_eq!(json.matches(&language).count(), 3, "{language}");
 }
+
+/// Generated clients name their functions after `operationId`: every operation has one, no two
+/// share it, and each reads `<verb><Resource>` in camelCase (`listTasks`, `getVoiceSample`).
+#[tokio::test]
+async fn operation_ids_are_unique_verb_resource_names() {
+    let document: serde_json::Value =
+        serde_json::from_str(&resonance_api::openapi::document_json()).unwrap();
+    let verbs = ["list", "get", "create", "update", "delete", "receive"];
+    let mut seen = std::collections::BTreeMap::new();
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let id = operation["operationId"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{method} {path} has no operationId"));
+            let verb = verbs.iter().find(|v| id.starts_with(*v));
+            let rest = verb.map(|v| &id[v.len()..]).unwrap_or_default();
+            assert!(
+                verb.is_some()
+                    && rest.starts_with(|c: char| c.is_ascii_uppercase())
+                    && rest.chars().all(|c| c.is_ascii_alphanumeric()),
+                "{method} {path}: operationId {id:?} is not <verb><Resource>"
+            );
+            if let Some(other) = seen.insert(id.to_owned(), format!("{method} {path}")) {
+                panic!("operationId {id:?} names both {other} and {method} {path}");
+            }
+        }
+    }
+    assert!(seen.len() >= 28, "{} operations", seen.len());
+}
