@@ -1,14 +1,20 @@
 //! Session-token verification: cold (full RS256 signature check and claims) vs cached (the
-//! verified-token cache keyed by SHA-256 of the token), per call.
+//! verified-token cache keyed by SHA-256 of the token), per call, next to a baseline run in the
+//! same process: the bare RS256 signature check of the same tokens in pure Rust (the `rsa`
+//! crate, what jsonwebtoken's `rust_crypto` backend does), against which the native
+//! (`aws_lc_rs`) backend the service uses is measured.
 //!
 //! Run with `cargo bench -p resonance-api --bench verify`. No network: the key is the
 //! development key (a static RSA-2048 public key), so the figures are the verifier's own cost.
 
+use rsa::{Pkcs1v15Sign, RsaPrivateKey, pkcs1::DecodeRsaPrivateKey};
+use sha2::{Digest, Sha256};
 use std::{
     hint::black_box,
     time::{Duration, Instant},
 };
 
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use resonance_api::{
     auth::{
         Authenticator, clerk_http_client,
@@ -65,6 +71,18 @@ fn main() -> anyhow::Result<()> {
         .map(|i| dev::mint(&key, &spec(i), now))
         .collect::<anyhow::Result<_>>()?;
 
+    // Baseline: the signature alone, in pure Rust.
+    let private = RsaPrivateKey::from_pkcs1_pem(&std::fs::read_to_string(dev::key_path(&dir))?)?;
+    let public = private.to_public_key();
+    let started = Instant::now();
+    for token in &tokens {
+        let (signed, signature) = token.rsplit_once('.').expect("a JWS");
+        let signature = URL_SAFE_NO_PAD.decode(signature)?;
+        let digest = Sha256::digest(signed.as_bytes());
+        public.verify(Pkcs1v15Sign::new::<Sha256>(), &digest, black_box(&signature))?;
+    }
+    let baseline = started.elapsed();
+
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -86,11 +104,20 @@ fn main() -> anyhow::Result<()> {
         let cached = started.elapsed();
 
         let cold_ns = per_call(cold, COLD_CALLS);
+        let baseline_ns = per_call(baseline, COLD_CALLS);
         let cached_ns = per_call(cached, CACHED_CALLS);
         println!("session token verification, per call");
         println!(
             "  cold   (RS256 + claims, {COLD_CALLS} distinct tokens): {:>10.1} µs",
             cold_ns / 1000.0
+        );
+        println!(
+            "  baseline: pure-Rust RS256 signature only (rsa crate): {:>10.1} µs",
+            baseline_ns / 1000.0
+        );
+        println!(
+            "  cold / baseline: {:.2}",
+            cold_ns / baseline_ns
         );
         println!(
             "  cached (SHA-256 + moka lookup, {CACHED_CALLS} calls): {:>10.1} µs",
