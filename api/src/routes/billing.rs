@@ -144,6 +144,7 @@ pub async fn checkout(
     body: web::Json<CreateCheckout>,
 ) -> Result<HttpResponse, ApiError> {
     ctx.require(permissions::BILLING_MANAGE)?;
+    state.polar.require_configured()?;
     let (products, success_url) = body.into_inner().validate(&state)?;
     let url = state
         .polar
