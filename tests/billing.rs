@@ -9,7 +9,9 @@ use resonance_api::config::TtsProvider;
 use resonance_tests::{
     TestApp, TokenSpec,
     fixtures::{require_espeak, system_voice},
-    polar::{self, PolarStandIn, Subscription, WEBHOOK_SECRET, deliver, deliver_ok, post_raw, sign},
+    polar::{
+        self, PolarStandIn, Subscription, WEBHOOK_SECRET, deliver, deliver_ok, post_raw, sign,
+    },
     webhooks,
 };
 use serde_json::{Value, json};
@@ -175,7 +177,10 @@ async fn checkouts_go_only_to_known_plans_and_back_to_the_spa() {
             )
             .await;
         let problem = reply.assert_problem(422, "validation_failed");
-        assert_eq!(problem["errors"][0]["field"], "success_url", "{success_url}");
+        assert_eq!(
+            problem["errors"][0]["field"], "success_url",
+            "{success_url}"
+        );
     }
     for plan in ["gold", "free", ""] {
         let reply = app
@@ -208,7 +213,10 @@ async fn the_portal_needs_a_completed_checkout() {
     assert_eq!(reply.status, 200, "{}", reply.json);
     let url = reply.json["url"].as_str().unwrap();
     assert!(
-        url.starts_with(&format!("{}/portal?customer_session_token=", polar.base_url)),
+        url.starts_with(&format!(
+            "{}/portal?customer_session_token=",
+            polar.base_url
+        )),
         "{url}"
     );
     let sent = polar.received();
@@ -439,7 +447,10 @@ async fn bad_signatures_are_refused_and_change_nothing() {
         &[
             ("webhook-id", "msg_bad".into()),
             ("webhook-timestamp", old.to_string()),
-            ("webhook-signature", sign(WEBHOOK_SECRET, "msg_bad", old, &body)),
+            (
+                "webhook-signature",
+                sign(WEBHOOK_SECRET, "msg_bad", old, &body),
+            ),
         ],
         &body,
     )
@@ -457,7 +468,10 @@ async fn bad_signatures_are_refused_and_change_nothing() {
     let good = sign(WEBHOOK_SECRET, "msg_bad", ts, &body);
     let reply = post_raw(
         &app,
-        &headers(format!("{} {good}", sign("rotated-away", "msg_bad", ts, &body))),
+        &headers(format!(
+            "{} {good}",
+            sign("rotated-away", "msg_bad", ts, &body)
+        )),
         &body,
     )
     .await;

@@ -72,7 +72,11 @@ async fn record(
         return Err(problem(401, "invalid_token", "unknown access token"));
     }
     if !parsed.is_object() {
-        return Err(problem(422, "RequestValidationError", "a JSON object is required"));
+        return Err(problem(
+            422,
+            "RequestValidationError",
+            "a JSON object is required",
+        ));
     }
     Ok(parsed)
 }
@@ -88,7 +92,11 @@ async fn checkouts(
     };
     let products = body["products"].as_array().cloned().unwrap_or_default();
     if products.is_empty() || !products.iter().all(Value::is_string) {
-        return problem(422, "RequestValidationError", "products: at least one product id");
+        return problem(
+            422,
+            "RequestValidationError",
+            "products: at least one product id",
+        );
     }
     let id = uuid::Uuid::now_v7();
     let secret = format!("polar_c_{}", id.simple());
@@ -118,9 +126,19 @@ async fn customer_sessions(
         Err(answer) => return answer,
     };
     let Some(external) = body["external_customer_id"].as_str() else {
-        return problem(422, "RequestValidationError", "external_customer_id is required");
+        return problem(
+            422,
+            "RequestValidationError",
+            "external_customer_id is required",
+        );
     };
-    if !state.customers.lock().unwrap().iter().any(|c| c == external) {
+    if !state
+        .customers
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|c| c == external)
+    {
         return problem(404, "ResourceNotFound", "Customer not found");
     }
     let token = format!("polar_cst_{}", uuid::Uuid::now_v7().simple());
@@ -169,7 +187,11 @@ impl PolarStandIn {
 
     /// Polar now knows a customer with this external id (a checkout completed).
     pub fn add_customer(&self, external_id: &str) {
-        self.state.customers.lock().unwrap().push(external_id.into());
+        self.state
+            .customers
+            .lock()
+            .unwrap()
+            .push(external_id.into());
     }
 }
 
@@ -203,7 +225,10 @@ pub async fn deliver(app: &TestApp, webhook_id: &str, event: &Value) -> Reply {
         &[
             ("webhook-id", webhook_id.into()),
             ("webhook-timestamp", ts.to_string()),
-            ("webhook-signature", sign(WEBHOOK_SECRET, webhook_id, ts, &body)),
+            (
+                "webhook-signature",
+                sign(WEBHOOK_SECRET, webhook_id, ts, &body),
+            ),
         ],
         &body,
     )

@@ -141,7 +141,9 @@ impl Polar {
             .await
             .map_err(|err| {
                 tracing::warn!(error = %err, %url, "the Polar API cannot be reached");
-                unavailable("the billing provider cannot be reached; retry after the Retry-After delay")
+                unavailable(
+                    "the billing provider cannot be reached; retry after the Retry-After delay",
+                )
             })?;
         let status = response.status();
         if status.is_success() {

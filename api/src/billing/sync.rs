@@ -17,9 +17,7 @@ use crate::{
     error::ApiError,
     limits::PlanCatalogue,
     tenant::{
-        TenantAdmin, TenantRegistry,
-        directory_sync::DeliveryOutcome,
-        lifecycle::SubscriptionRecord,
+        TenantAdmin, TenantRegistry, directory_sync::DeliveryOutcome, lifecycle::SubscriptionRecord,
     },
 };
 
@@ -150,7 +148,10 @@ impl BillingSync<'_> {
             }
             "customer.state_changed" => {
                 let data: CustomerState = parse(event)?;
-                (data.external_id.clone(), self.state_record(data, event.timestamp))
+                (
+                    data.external_id.clone(),
+                    self.state_record(data, event.timestamp),
+                )
             }
             other => {
                 tracing::info!(

@@ -3,8 +3,8 @@
 //! subscription. The workspace is Polar's customer: its id is the external customer id.
 
 use actix_web::{HttpResponse, web};
-use sea_orm::EntityTrait;
 use chrono::{DateTime, Utc};
+use sea_orm::EntityTrait;
 use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 
@@ -63,10 +63,7 @@ pub struct BillingSubscription {
 
 impl CreateCheckout {
     /// The plan's Polar products and the checked success URL.
-    fn validate(
-        self,
-        state: &AppState,
-    ) -> Result<(Vec<String>, String), Vec<FieldError>> {
+    fn validate(self, state: &AppState) -> Result<(Vec<String>, String), Vec<FieldError>> {
         let mut errors = vec![];
         let products = match state.limits.plans.by_name(&self.plan) {
             Some(plan) if !plan.polar_product_ids.is_empty() => plan.polar_product_ids.clone(),
@@ -100,7 +97,7 @@ fn allowed_return_url(text: &str, origins: &[String]) -> Result<(), String> {
         return Err("must be an http(s) URL".into());
     }
     let origin = url.origin().ascii_serialization();
-    if origins.iter().any(|allowed| *allowed == origin) {
+    if origins.contains(&origin) {
         Ok(())
     } else {
         Err(format!(

@@ -267,7 +267,10 @@ impl TenantAdmin {
     /// Stores the handle's workspace's subscription state, unless a newer state is stored (or
     /// the record would end another subscription that still grants a plan, see
     /// [`SubscriptionRecord::authoritative`]).
-    pub async fn apply_subscription(&self, record: &SubscriptionRecord) -> Result<Applied, ApiError> {
+    pub async fn apply_subscription(
+        &self,
+        record: &SubscriptionRecord,
+    ) -> Result<Applied, ApiError> {
         let tenant_id = self.tenant()?;
         let incoming = record.to_model(tenant_id);
         let stored = billing_account::Entity::find_by_id(tenant_id.to_owned())
