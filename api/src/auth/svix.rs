@@ -122,3 +122,51 @@ pub fn verify_scheme(
     }
     Ok(id.to_owned())
 }
+
+#[cfg(test)]
+mod tests {
+    use actix_web::http::header::{HeaderName, HeaderValue};
+
+    use super::*;
+
+    fn headers(scheme: &Scheme, id: &str, timestamp: i64, signature: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for (name, value) in [
+            (scheme.id, id.to_owned()),
+            (scheme.timestamp, timestamp.to_string()),
+            (scheme.signature, signature.to_owned()),
+        ] {
+            headers.insert(
+                HeaderName::from_static(name),
+                HeaderValue::from_str(&value).unwrap(),
+            );
+        }
+        headers
+    }
+
+    /// The Standard Webhooks specification's own example (its reference libraries test it):
+    /// the same HMAC serves both header schemes.
+    #[test]
+    fn the_standard_webhooks_example_verifies_under_both_schemes() {
+        let key = STANDARD.decode("C2FVsBQIhrscChlQIMV+b5sSYspob7oD").unwrap();
+        let body = br#"{"email":"test@example.com","username":"test_user"}"#;
+        let (id, ts) = ("msg_27UH4WbU6Z5A5EzD8u03UvzRbpk", 1_649_367_553);
+        let signature = "v1,tZ1I4/hDygAJgO5TYxiSd6Sd0kDW6hPenDe+bTa3Kkw=";
+        for scheme in [&SVIX, &STANDARD_WEBHOOKS] {
+            let verified =
+                verify_scheme(scheme, &key, &headers(scheme, id, ts, signature), body, ts);
+            assert_eq!(verified.unwrap(), id);
+            let other = headers(
+                scheme,
+                id,
+                ts,
+                "v1,tZ1I4/hDygAJgO5TYxiSd6Sd0kDW6hPenDe+bTa3Kkx=",
+            );
+            assert!(verify_scheme(scheme, &key, &other, body, ts).is_err());
+        }
+        // One scheme's headers are not the other's.
+        let svix_headers = headers(&SVIX, id, ts, signature);
+        let refused = verify_scheme(&STANDARD_WEBHOOKS, &key, &svix_headers, body, ts);
+        assert_eq!(refused.unwrap_err().code(), "webhook_headers_missing");
+    }
+}
