@@ -606,3 +606,46 @@ async fn a_polar_outage_answers_503_with_retry_after() {
     reply.assert_problem(503, "billing_unavailable");
     assert_eq!(reply.header("retry-after"), Some("5"));
 }
+
+#[tokio::test]
+async fn another_instance_serves_the_new_plan_within_a_second() {
+    let Billing {
+        app: first,
+        polar,
+        _plans: plans,
+    } = spawn().await;
+    let second = TestApp::spawn_on(first.clerk.clone(), first.db.shared(), |args| {
+        polar.configure(args);
+        args.plans_file = Some(plans.path().to_owned());
+    })
+    .await;
+    let token = admin(&first, "org_acme");
+    assert_eq!(plan_of(&first, &token).await.0, "free");
+    // The second instance has read (and cached) the workspace's subscription: none.
+    assert_eq!(plan_of(&second, &token).await.0, "free");
+
+    deliver_ok(
+        &first,
+        &Subscription::active("org_acme", PRO, polar_now()).event("subscription.active"),
+        "applied",
+    )
+    .await;
+    let changed = std::time::Instant::now();
+    assert_eq!(
+        plan_of(&first, &token).await.0,
+        "pro",
+        "at once where delivered"
+    );
+    loop {
+        let plan = plan_of(&second, &token).await.0;
+        if plan == "pro" {
+            break;
+        }
+        assert!(
+            changed.elapsed() < std::time::Duration::from_millis(1500),
+            "the other instance still serves {plan} after {:?}",
+            changed.elapsed()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
