@@ -852,4 +852,42 @@ mod tests {
         assert_eq!(webhook_signing_key("whsec_not base64"), None);
         assert_eq!(webhook_signing_key(&STANDARD.encode(b"key")), None);
     }
+
+    #[test]
+    fn billing_is_on_with_a_polar_token_only() {
+        let off = config(&[]).unwrap();
+        assert_eq!(off.billing.access_token, None);
+        assert_eq!(off.billing.api_url, "https://api.polar.sh");
+        assert!(!off.limits.plans_from_billing);
+
+        let on = config(&[
+            "--polar-access-token",
+            "polar_oat_x",
+            "--polar-api-url",
+            "https://sandbox-api.polar.sh/",
+            "--polar-webhook-secret",
+            "polar_whs_y",
+        ])
+        .unwrap();
+        assert_eq!(on.billing.access_token.as_deref(), Some("polar_oat_x"));
+        assert_eq!(on.billing.api_url, "https://sandbox-api.polar.sh");
+        assert_eq!(on.billing.webhook_secret.as_deref(), Some("polar_whs_y"));
+        assert_eq!(on.billing.timeout, Duration::from_secs(10));
+        assert!(on.limits.plans_from_billing);
+
+        let command = ConfigArgs::augment_args(Command::new("resonance"));
+        let line = |flag: &str| {
+            let err = ConfigArgs::from_flags([flag]).unwrap_err();
+            naming_the_variable(&err, &command).map(|e| e.to_string())
+        };
+        assert_eq!(
+            line("--polar-api-url=ftp://polar").as_deref(),
+            Some("POLAR_API_URL: invalid value \"ftp://polar\": expected an http(s) URL")
+        );
+        assert!(
+            line("--polar-timeout-secs=0")
+                .unwrap()
+                .starts_with("POLAR_TIMEOUT_SECS: invalid value \"0\"")
+        );
+    }
 }

@@ -254,13 +254,23 @@ mod tests {
         let catalogue = PlanCatalogue::parse(
             r#"{"default":"free","plans":{
                 "free":{"requests_per_second":5,"burst":20,"characters_per_month":10000,"max_custom_voices":1,"features":[]},
-                "pro":{"requests_per_second":50,"burst":100,"characters_per_month":1000000,"max_custom_voices":10}}}"#,
+                "pro":{"requests_per_second":50,"burst":100,"characters_per_month":1000000,"max_custom_voices":10,
+                       "polar_product_ids":["prod_monthly","prod_yearly"]}}}"#,
         )
         .unwrap();
         assert_eq!(catalogue.for_claim("o:pro").unwrap().name, "pro");
         assert_eq!(catalogue.for_claim("u:free").unwrap().name, "free");
         assert_eq!(catalogue.for_claim("pro").unwrap().name, "pro");
         assert!(catalogue.for_claim("o:enterprise").is_none());
+        assert_eq!(
+            catalogue.for_polar_product("prod_yearly").unwrap().name,
+            "pro"
+        );
+        assert!(catalogue.for_polar_product("prod_other").is_none());
+        assert_eq!(
+            catalogue.by_name("pro").unwrap().polar_product_ids,
+            ["prod_monthly", "prod_yearly"]
+        );
         assert_eq!(catalogue.default_plan().name, "free");
         assert_eq!(catalogue.default_plan().policy, "\"free\";q=20;w=4");
     }
