@@ -52,6 +52,14 @@ export RUST_LOG=warn
 # A webhook secret, so POST /webhooks/clerk verifies signatures (400) instead of answering 503
 # "not configured"; nothing else of Clerk, so development tokens are accepted.
 export CLERK_WEBHOOK_SECRET="whsec_$(head -c 24 /dev/urandom | base64)"
+# Billing on, so its endpoints answer as in production instead of 503 `billing_not_configured`
+# (documented, but `not_a_server_error` fails any 5xx). The built-in plan catalogue lists no
+# Polar products, so no checkout is valid (422) and no workspace has a billing account (the
+# portal answers 404): the Polar API is never called, and the URL below, where nothing
+# listens, only makes sure of it. Polar webhooks are verified (400) as Clerk's are.
+export POLAR_ACCESS_TOKEN="polar_oat_fuzz_$(head -c 12 /dev/urandom | base64 | tr -dc 'a-zA-Z0-9')"
+export POLAR_API_URL="http://127.0.0.1:9"
+export POLAR_WEBHOOK_SECRET="polar_whs_$(head -c 24 /dev/urandom | base64 | tr -dc 'a-zA-Z0-9')"
 unset RESONANCE_MIGRATION_DATABASE_URL CLERK_SECRET_KEY CLERK_PUBLISHABLE_KEY CLERK_JWKS_URL \
   CLERK_ISSUER CLERK_JWT_KEY RESONANCE_STORAGE_URL
 

@@ -25,6 +25,7 @@ use resonance_tests::{
 use serde_json::{Value, json};
 
 const ALL: &[&str] = &[
+    "org:billing:manage",
     "org:generations:create",
     "org:generations:read",
     "org:members:read",
@@ -310,10 +311,11 @@ async fn roles_get_their_default_permissions() {
     let member = me(&app, &app.token(TokenSpec::org("org_acme", "member"))).await;
     let mut expected = set(ALL);
     expected.remove("org:voices:delete");
+    expected.remove("org:billing:manage");
     assert_eq!(
         permissions(&member),
         expected,
-        "members cannot delete custom voices"
+        "members cannot delete custom voices nor manage billing"
     );
 
     let reader = me(&app, &app.token(TokenSpec::org("org_acme", "reader"))).await;

@@ -35,6 +35,22 @@ async fn seed_workspace(app: &TestApp, token: &str) {
     assert_eq!(inbox.status(), 201);
 }
 
+/// Gives the workspace a billing record (written by the Polar webhook in production, see
+/// tests/billing.rs; inserted directly here, where billing is not configured).
+async fn seed_billing(app: &TestApp, tenant: &str) {
+    app.db
+        .owner()
+        .await
+        .execute_unprepared(&format!(
+            "INSERT INTO billing_accounts (tenant_id, polar_customer_id, subscription_id, \
+             product_id, status, cancel_at_period_end, source_modified_at, created_by_user_id, \
+             created_at, updated_at) VALUES ('{tenant}', 'cus_1', 'sub_1', 'prod_1', 'active', \
+             FALSE, 1, 'system:polar-webhook', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+        ))
+        .await
+        .unwrap();
+}
+
 /// Creates a custom voice (a stored sample) and a generation (stored audio), through the API.
 async fn seed_audio(app: &TestApp, token: &str) {
     create_voice(app, token, "Narrator", &wav(16_000, 2.0)).await;
@@ -58,6 +74,8 @@ async fn deleting_an_organization_removes_everything_it_owns_and_nothing_else() 
     seed_workspace(&app, &b).await;
     seed_audio(&app, &a).await;
     seed_audio(&app, &b).await;
+    seed_billing(&app, "org_a").await;
+    seed_billing(&app, "org_b").await;
     for org in ["org_a", "org_b"] {
         add_organization(&app, org, org).await;
         add_member(&app, org, "user_alice", "admin").await;

@@ -243,6 +243,27 @@ pub struct ConfigArgs {
     /// Prefix of the Redis keys this service writes.
     #[arg(long, env = "RESONANCE_REDIS_KEY_PREFIX", global = true, default_value = "resonance:")]
     pub redis_key_prefix: String,
+
+    // Billing (Polar).
+
+    /// Polar organization access token; without it the billing endpoints answer 503
+    /// `billing_not_configured`.
+    #[arg(long, env = "POLAR_ACCESS_TOKEN", global = true, hide_env_values = true,
+          value_parser = non_blank)]
+    pub polar_access_token: Option<String>,
+    /// Polar API base URL (`https://sandbox-api.polar.sh` for the sandbox).
+    #[arg(long, env = "POLAR_API_URL", global = true,
+          default_value = "https://api.polar.sh", value_parser = base_url)]
+    pub polar_api_url: String,
+    /// Secret of the Polar webhook endpoint (`POST /webhooks/polar`); without it that
+    /// endpoint answers 503.
+    #[arg(long, env = "POLAR_WEBHOOK_SECRET", global = true, hide_env_values = true,
+          value_parser = non_blank)]
+    pub polar_webhook_secret: Option<String>,
+    /// Seconds one call to the Polar API may take; beyond it 503 `billing_unavailable`.
+    #[arg(long, env = "POLAR_TIMEOUT_SECS", global = true,
+          default_value_t = 10, value_parser = value_parser!(u64).range(1..=120))]
+    pub polar_timeout_secs: u64,
 }
 
 /// Validated configuration.
@@ -263,6 +284,17 @@ pub struct Config {
     pub clerk: ClerkConfig,
     pub speech: SpeechConfig,
     pub limits: LimitsConfig,
+    pub billing: BillingConfig,
+}
+
+/// Billing through Polar.
+#[derive(Debug, Clone, Default)]
+pub struct BillingConfig {
+    /// `None`: billing is off (its endpoints answer 503, plans come from tokens).
+    pub access_token: Option<String>,
+    pub api_url: String,
+    pub webhook_secret: Option<String>,
+    pub timeout: Duration,
 }
 
 /// Plans, rate limits and quotas.
@@ -273,6 +305,8 @@ pub struct LimitsConfig {
     /// Shared rate-limit buckets; `None`: in process.
     pub redis_url: Option<String>,
     pub redis_key_prefix: String,
+    /// Billing is configured: a workspace's Polar subscription decides its plan.
+    pub plans_from_billing: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -442,6 +476,13 @@ impl Config {
                 plans_file: args.plans_file.clone(),
                 redis_url: args.redis_url.clone(),
                 redis_key_prefix: args.redis_key_prefix.clone(),
+                plans_from_billing: args.polar_access_token.is_some(),
+            },
+            billing: BillingConfig {
+                access_token: args.polar_access_token.clone(),
+                api_url: args.polar_api_url.clone(),
+                webhook_secret: args.polar_webhook_secret.clone(),
+                timeout: Duration::from_secs(args.polar_timeout_secs),
             },
         })
     }
@@ -578,6 +619,16 @@ fn http_url(url: &str) -> Result<String, &'static str> {
 /// An http(s) URL without its trailing slashes.
 fn base_url(url: &str) -> Result<String, &'static str> {
     http_url(url).map(|url| url.trim_end_matches('/').to_owned())
+}
+
+/// A secret that must not be blank (blank variables already count as unset).
+fn non_blank(value: &str) -> Result<String, &'static str> {
+    let value = value.trim();
+    if value.is_empty() || value.chars().any(char::is_control) {
+        Err("expected a non-blank value without control characters")
+    } else {
+        Ok(value.to_owned())
+    }
 }
 
 /// One item of a comma-separated list: trimmed; blank items are dropped by [`non_empty`].
@@ -800,5 +851,43 @@ mod tests {
         assert_eq!(webhook_signing_key("whsec_"), None);
         assert_eq!(webhook_signing_key("whsec_not base64"), None);
         assert_eq!(webhook_signing_key(&STANDARD.encode(b"key")), None);
+    }
+
+    #[test]
+    fn billing_is_on_with_a_polar_token_only() {
+        let off = config(&[]).unwrap();
+        assert_eq!(off.billing.access_token, None);
+        assert_eq!(off.billing.api_url, "https://api.polar.sh");
+        assert!(!off.limits.plans_from_billing);
+
+        let on = config(&[
+            "--polar-access-token",
+            "polar_oat_x",
+            "--polar-api-url",
+            "https://sandbox-api.polar.sh/",
+            "--polar-webhook-secret",
+            "polar_whs_y",
+        ])
+        .unwrap();
+        assert_eq!(on.billing.access_token.as_deref(), Some("polar_oat_x"));
+        assert_eq!(on.billing.api_url, "https://sandbox-api.polar.sh");
+        assert_eq!(on.billing.webhook_secret.as_deref(), Some("polar_whs_y"));
+        assert_eq!(on.billing.timeout, Duration::from_secs(10));
+        assert!(on.limits.plans_from_billing);
+
+        let command = ConfigArgs::augment_args(Command::new("resonance"));
+        let line = |flag: &str| {
+            let err = ConfigArgs::from_flags([flag]).unwrap_err();
+            naming_the_variable(&err, &command).map(|e| e.to_string())
+        };
+        assert_eq!(
+            line("--polar-api-url=ftp://polar").as_deref(),
+            Some("POLAR_API_URL: invalid value \"ftp://polar\": expected an http(s) URL")
+        );
+        assert!(
+            line("--polar-timeout-secs=0")
+                .unwrap()
+                .starts_with("POLAR_TIMEOUT_SECS: invalid value \"0\"")
+        );
     }
 }

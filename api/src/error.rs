@@ -70,6 +70,9 @@ pub enum ApiError {
     Forbidden { permission: String, detail: String },
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// A 404 with a code of its own (`no_billing_account`).
+    #[error("{detail}")]
+    Absent { code: &'static str, detail: String },
     #[error("method not allowed")]
     MethodNotAllowed,
     #[error("{0}")]
@@ -103,6 +106,13 @@ pub enum ApiError {
     BadGateway { detail: String },
     #[error("{detail}")]
     ServiceUnavailable {
+        detail: String,
+        retry_after: Option<Duration>,
+    },
+    /// A 503 with a code of its own (`billing_not_configured`, `billing_unavailable`).
+    #[error("{detail}")]
+    Unavailable {
+        code: &'static str,
         detail: String,
         retry_after: Option<Duration>,
     },
@@ -169,7 +179,7 @@ impl ApiError {
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
-            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::NotFound(_) | ApiError::Absent { .. } => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
@@ -183,9 +193,9 @@ impl ApiError {
                 StatusCode::PAYMENT_REQUIRED
             }
             ApiError::BadGateway { .. } => StatusCode::BAD_GATEWAY,
-            ApiError::ServiceUnavailable { .. } | ApiError::DatabaseUnavailable { .. } => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            ApiError::ServiceUnavailable { .. }
+            | ApiError::Unavailable { .. }
+            | ApiError::DatabaseUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ApiError::IdempotencyInProgress => StatusCode::CONFLICT,
@@ -200,6 +210,7 @@ impl ApiError {
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::Forbidden { .. } => "forbidden",
             ApiError::NotFound(_) => "not_found",
+            ApiError::Absent { code, .. } | ApiError::Unavailable { code, .. } => code,
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::Conflict(_) => "conflict",
             ApiError::PreconditionFailed => "precondition_failed",
@@ -288,6 +299,10 @@ pub fn render_problem(err: &ApiError, request_id: &str, resource_metadata: &str)
         ApiError::TooManyRequests { retry_after, .. }
         | ApiError::RateLimited { retry_after }
         | ApiError::ServiceUnavailable {
+            retry_after: Some(retry_after),
+            ..
+        }
+        | ApiError::Unavailable {
             retry_after: Some(retry_after),
             ..
         } => {

@@ -7,6 +7,7 @@
 //! `api/tests/layers.rs` checks that no import runs back up.
 
 pub mod auth;
+pub mod billing;
 pub mod config;
 pub mod db;
 pub mod entities;

@@ -37,6 +37,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
         routes::generations::GenerationsApi::openapi(),
         routes::members::MembersApi::openapi(),
         routes::usage::UsageApi::openapi(),
+        routes::billing::BillingApi::openapi(),
         routes::webhooks::WebhooksApi::openapi(),
     ] {
         document.merge(resource);

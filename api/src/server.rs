@@ -11,6 +11,7 @@ use anyhow::Context;
 
 use crate::{
     auth::Authenticator,
+    billing::Polar,
     config::Config,
     db::{self, Pools},
     http::{self, not_found, request_context},
@@ -33,6 +34,7 @@ use crate::{
 pub async fn prepare(config: Config) -> anyhow::Result<AppState> {
     let auth = Authenticator::new(&config)?;
     let limits = Limits::new(&config.limits)?;
+    let polar = Polar::new(&config.billing).context("setting up the Polar client")?;
     let speech = Speech::from_config(&config.speech).context("setting up speech synthesis")?;
     {
         let owner = db::connect(&config.migration_database_url, &config.db)
@@ -63,6 +65,7 @@ pub async fn prepare(config: Config) -> anyhow::Result<AppState> {
         auth: Arc::new(auth),
         speech: Arc::new(speech),
         limits: Arc::new(limits),
+        polar: Arc::new(polar),
     })
 }
 

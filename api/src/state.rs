@@ -7,7 +7,8 @@ use std::sync::Arc;
 use sea_orm::DatabaseConnection;
 
 use crate::{
-    auth::Authenticator, config::Config, limits::Limits, speech::Speech, tenant::TenantRegistry,
+    auth::Authenticator, billing::Polar, config::Config, limits::Limits, speech::Speech,
+    tenant::TenantRegistry,
 };
 
 #[derive(Clone)]
@@ -23,6 +24,8 @@ pub struct AppState {
     pub speech: Arc<Speech>,
     /// Plans, the per-workspace rate limiter, quotas.
     pub limits: Arc<Limits>,
+    /// The Polar API (checkouts, the customer portal); unconfigured without a token.
+    pub polar: Arc<Polar>,
 }
 
 impl AppState {

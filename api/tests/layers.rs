@@ -91,6 +91,7 @@ fn imports_point_down() {
     ];
     // Modules below `routes` never import these.
     let lower = [
+        "billing",
         "tenant",
         "auth",
         "limits",

@@ -9,6 +9,7 @@ mod m20260101_000003_voices_generations;
 mod m20260101_000004_directory;
 mod m20261125_000005_usage;
 mod m20261125_000006_idempotency;
+mod m20261204_000007_billing;
 pub mod rls;
 
 pub struct Migrator;
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20260101_000004_directory::Migration),
             Box::new(m20261125_000005_usage::Migration),
             Box::new(m20261125_000006_idempotency::Migration),
+            Box::new(m20261204_000007_billing::Migration),
         ]
     }
 }

@@ -9,6 +9,7 @@
 pub mod clerk;
 pub mod database;
 pub mod fixtures;
+pub mod polar;
 pub mod proxy;
 pub mod webhooks;
 

@@ -10,7 +10,7 @@ use crate::{
     http::LoggedTenant,
     limits::Limits,
     telemetry::metrics,
-    tenant::TenantContext,
+    tenant::{TenantContext, TenantRegistry},
 };
 
 /// The token of an `Authorization: Bearer <token>` header.
@@ -61,7 +61,7 @@ impl FromRequest for TenantContext {
             // The TCP peer, never `X-Forwarded-For`: a header any client can write must not
             // pick the bucket its Backend API verifications are counted in.
             let client = req.peer_addr().map(|peer| peer.ip());
-            let ctx = auth.authenticate(&token, client).await?;
+            let mut ctx = auth.authenticate(&token, client).await?;
             // The tenant id selects rows and reaches PostgreSQL as a setting: an id no
             // organization or user could have is refused here, not failed on in the database.
             if ctx.tenant_id.is_empty() || ctx.tenant_id.chars().any(char::is_control) {
@@ -74,6 +74,10 @@ impl FromRequest for TenantContext {
             // The workspace's request rate, right after authentication: its key is the
             // workspace, whichever token or address the request came with.
             if let Some(limits) = req.app_data::<web::Data<Limits>>() {
+                // The plan the workspace pays for wins over the token's (billing configured).
+                if let Some(tenants) = req.app_data::<web::Data<TenantRegistry>>() {
+                    ctx.subscribed_plan = limits.subscribed_plan(&ctx, tenants).await;
+                }
                 match limits.admit(&ctx).await {
                     Ok(state) => {
                         req.extensions_mut().insert(state);

@@ -465,6 +465,7 @@ mod tests {
             actor: None,
             token_kind: TokenKind::SessionToken,
             principal: format!("user_2y{i:024}"),
+            subscribed_plan: None,
         }
     }
 

@@ -241,6 +241,7 @@ fn personal(user: String, kind: TokenKind, permissions: BTreeSet<String>) -> Ten
         actor: None,
         token_kind: kind,
         principal: user,
+        subscribed_plan: None,
     }
 }
 
@@ -299,6 +300,7 @@ fn session_context(sub: String, claims: Claims, kind: TokenKind) -> TenantContex
                 actor: None,
                 token_kind: kind,
                 principal: sub,
+                subscribed_plan: None,
             }
         }
     };
@@ -385,6 +387,7 @@ pub(crate) fn machine_in_org(
         actor: None,
         token_kind: kind,
         principal,
+        subscribed_plan: None,
     }
 }
 

@@ -31,6 +31,7 @@ macro_rules! versioned {
     };
 }
 
+pub mod billing_account;
 pub mod generation;
 pub mod idempotency_key;
 pub mod membership;

@@ -12,6 +12,8 @@ pub mod rate;
 
 use std::sync::Arc;
 
+use sea_orm::EntityTrait;
+
 use actix_web::{
     Error, HttpMessage,
     body::MessageBody,
@@ -20,7 +22,12 @@ use actix_web::{
     middleware::Next,
 };
 
-use crate::{config::LimitsConfig, error::ApiError, tenant::TenantContext};
+use crate::{
+    config::LimitsConfig,
+    entities::billing_account,
+    error::ApiError,
+    tenant::{ScopedDb, TenantContext, TenantRegistry},
+};
 pub use plans::{Plan, PlanCatalogue};
 pub use rate::RateState;
 
@@ -39,7 +46,15 @@ pub struct Limits {
     /// Machine tokens carry no plan: they get the plan the workspace's last session token
     /// named (in this process; the default until one was seen).
     last_plan: moka::sync::Cache<String, usize>,
+    /// With billing configured: the plan each workspace's subscription grants (None: no
+    /// subscription that grants one), kept [`SUBSCRIPTION_TTL`]. The webhook that changes a
+    /// subscription forgets the workspace here at once; other instances see it within the TTL.
+    subscriptions: Option<moka::future::Cache<String, Option<usize>>>,
 }
+
+/// How long an instance trusts what it read of a workspace's subscription: a change Polar
+/// reports reaches every instance within this time.
+pub const SUBSCRIPTION_TTL: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Limits {
     /// Loads the catalogue and sets up the limiter (Redis is connected on first use).
@@ -55,12 +70,60 @@ impl Limits {
             plans,
             rate,
             last_plan: moka::sync::Cache::new(100_000),
+            subscriptions: config.plans_from_billing.then(|| {
+                moka::future::Cache::builder()
+                    .max_capacity(100_000)
+                    .time_to_live(SUBSCRIPTION_TTL)
+                    .build()
+            }),
         })
     }
 
-    /// The plan of the request's workspace: the token's `pla` when the catalogue knows it,
-    /// else the plan last seen for the workspace (machine tokens), else the default.
+    /// The catalogue position of the plan the workspace's subscription grants, when billing
+    /// is configured and it has one. Without billing this costs nothing; with it, one read
+    /// per workspace and [`SUBSCRIPTION_TTL`] (concurrent requests share it). When the read
+    /// fails, the request keeps the token's plan: billing never takes the API down.
+    pub async fn subscribed_plan(
+        &self,
+        ctx: &TenantContext,
+        tenants: &TenantRegistry,
+    ) -> Option<usize> {
+        let cache = self.subscriptions.as_ref()?;
+        let load = async {
+            let db = ScopedDb::begin(tenants, ctx).await?;
+            let account = db.one(billing_account::Entity::find()).await?;
+            db.finish_read();
+            let now = chrono::Utc::now();
+            Ok::<_, ApiError>(
+                account
+                    .filter(|a| a.grants_plan(now))
+                    .and_then(|a| self.plans.for_polar_product(a.product_id.as_deref()?))
+                    .map(|plan| plan.index),
+            )
+        };
+        match cache.try_get_with(ctx.tenant_id.clone(), load).await {
+            Ok(plan) => plan,
+            Err(error) => {
+                tracing::warn!(tenant = %ctx.tenant_id, %error, "cannot read the workspace's subscription; using the token's plan");
+                None
+            }
+        }
+    }
+
+    /// Forgets what this instance read of the workspace's subscription (it just changed).
+    pub async fn forget_subscription(&self, tenant_id: &str) {
+        if let Some(cache) = &self.subscriptions {
+            cache.invalidate(tenant_id).await;
+        }
+    }
+
+    /// The plan of the request's workspace: its subscription's (billing configured, see
+    /// [`Limits::subscribed_plan`]), else the token's `pla` when the catalogue knows it, else
+    /// the plan last seen for the workspace (machine tokens), else the default.
     pub fn plan_for(&self, ctx: &TenantContext) -> &Arc<Plan> {
+        if let Some(plan) = ctx.subscribed_plan.and_then(|i| self.plans.get(i)) {
+            return plan;
+        }
         match ctx.plan.as_deref() {
             Some(claim) => match self.plans.for_claim(claim) {
                 Some(plan) => {

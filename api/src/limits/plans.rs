@@ -29,6 +29,9 @@ struct PlanEntry {
     max_custom_voices: i64,
     #[serde(default)]
     features: Vec<String>,
+    /// The Polar products whose subscription grants this plan (see `crate::billing`).
+    #[serde(default)]
+    polar_product_ids: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -54,6 +57,9 @@ pub struct Plan {
     pub max_custom_voices: i64,
     /// Features the plan includes.
     pub features: Vec<String>,
+    /// The Polar products that grant this plan (a checkout offers them all).
+    #[serde(skip)]
+    pub polar_product_ids: Vec<String>,
     /// Position in the catalogue (the in-process rate limiter of this plan).
     #[serde(skip)]
     pub(super) index: usize,
@@ -79,6 +85,8 @@ impl Plan {
 pub struct PlanCatalogue {
     plans: Vec<Arc<Plan>>,
     by_name: HashMap<String, usize>,
+    /// Polar product id → plan.
+    by_product: HashMap<String, usize>,
     default: usize,
 }
 
@@ -112,6 +120,7 @@ impl PlanCatalogue {
         names.sort();
         let mut plans = Vec::with_capacity(names.len());
         let mut by_name = HashMap::with_capacity(names.len());
+        let mut by_product = HashMap::new();
         for name in names {
             let entry = &file.plans[name];
             // The name is sent as a structured-field string in RateLimit headers.
@@ -155,6 +164,7 @@ impl PlanCatalogue {
                 characters_per_month: entry.characters_per_month,
                 max_custom_voices: entry.max_custom_voices,
                 features: entry.features.clone(),
+                polar_product_ids: entry.polar_product_ids.clone(),
                 index: plans.len(),
                 policy: HeaderValue::from_static(""),
             };
@@ -165,6 +175,21 @@ impl PlanCatalogue {
                 plan.window_secs()
             ))
             .map_err(|e| format!("plan {name:?}: {e}"))?;
+            for product in &entry.polar_product_ids {
+                check(
+                    !product.is_empty() && product.len() <= 64,
+                    "polar_product_ids must be 1 to 64 characters each",
+                )?;
+                // A subscription's product must name one plan, or its plan is a guess.
+                if let Some(&other) = by_product.get(product) {
+                    let other: &Arc<Plan> = &plans[other];
+                    return Err(format!(
+                        "Polar product {product:?} is listed by both plan {:?} and plan {name:?}",
+                        other.name
+                    ));
+                }
+                by_product.insert(product.clone(), plans.len());
+            }
             by_name.insert(name.clone(), plans.len());
             plans.push(Arc::new(plan));
         }
@@ -174,6 +199,7 @@ impl PlanCatalogue {
         Ok(PlanCatalogue {
             plans,
             by_name,
+            by_product,
             default,
         })
     }
@@ -190,6 +216,16 @@ impl PlanCatalogue {
             .or_else(|| claim.strip_prefix("u:"))
             .unwrap_or(claim);
         self.by_name.get(name).map(|&i| &self.plans[i])
+    }
+
+    /// The plan by its exact name.
+    pub fn by_name(&self, name: &str) -> Option<&Arc<Plan>> {
+        self.by_name.get(name).map(|&i| &self.plans[i])
+    }
+
+    /// The plan a subscription to Polar product `product_id` grants.
+    pub fn for_polar_product(&self, product_id: &str) -> Option<&Arc<Plan>> {
+        self.by_product.get(product_id).map(|&i| &self.plans[i])
     }
 
     pub fn get(&self, index: usize) -> Option<&Arc<Plan>> {
@@ -218,13 +254,23 @@ mod tests {
         let catalogue = PlanCatalogue::parse(
             r#"{"default":"free","plans":{
                 "free":{"requests_per_second":5,"burst":20,"characters_per_month":10000,"max_custom_voices":1,"features":[]},
-                "pro":{"requests_per_second":50,"burst":100,"characters_per_month":1000000,"max_custom_voices":10}}}"#,
+                "pro":{"requests_per_second":50,"burst":100,"characters_per_month":1000000,"max_custom_voices":10,
+                       "polar_product_ids":["prod_monthly","prod_yearly"]}}}"#,
         )
         .unwrap();
         assert_eq!(catalogue.for_claim("o:pro").unwrap().name, "pro");
         assert_eq!(catalogue.for_claim("u:free").unwrap().name, "free");
         assert_eq!(catalogue.for_claim("pro").unwrap().name, "pro");
         assert!(catalogue.for_claim("o:enterprise").is_none());
+        assert_eq!(
+            catalogue.for_polar_product("prod_yearly").unwrap().name,
+            "pro"
+        );
+        assert!(catalogue.for_polar_product("prod_other").is_none());
+        assert_eq!(
+            catalogue.by_name("pro").unwrap().polar_product_ids,
+            ["prod_monthly", "prod_yearly"]
+        );
         assert_eq!(catalogue.default_plan().name, "free");
         assert_eq!(catalogue.default_plan().policy, "\"free\";q=20;w=4");
     }
@@ -241,6 +287,13 @@ mod tests {
         assert_eq!(
             err(zero),
             "plan \"a\": requests_per_second must be between 1 and 1000000"
+        );
+        let shared = r#"{"default":"a","plans":{
+            "a":{"requests_per_second":1,"burst":1,"characters_per_month":1,"max_custom_voices":1,"polar_product_ids":["p1"]},
+            "b":{"requests_per_second":1,"burst":1,"characters_per_month":1,"max_custom_voices":1,"polar_product_ids":["p1"]}}}"#;
+        assert_eq!(
+            err(shared),
+            "Polar product \"p1\" is listed by both plan \"a\" and plan \"b\""
         );
         let unknown = r#"{"default":"a","plans":{"a":{"rps":1}}}"#;
         assert!(

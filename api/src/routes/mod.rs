@@ -6,6 +6,7 @@
 use actix_web::web;
 
 pub mod audio;
+pub mod billing;
 pub mod docs;
 pub mod generations;
 pub mod health;
@@ -31,6 +32,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         voices::configure,
         generations::configure,
         usage::configure,
+        billing::configure,
     ] {
         resource(cfg);
     }

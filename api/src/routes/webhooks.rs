@@ -1,6 +1,7 @@
-//! `POST /webhooks/clerk`: Clerk's webhooks, delivered by Svix. Authenticated by the Svix
-//! signature over the raw body, not by a bearer token; the handler only verifies
-//! ([`crate::auth::svix`]), parses and hands the event to [`crate::tenant::directory_sync`].
+//! `POST /webhooks/clerk`: Clerk's webhooks, delivered by Svix, and `POST /webhooks/polar`:
+//! Polar's (Standard Webhooks). Authenticated by the signature over the raw body, not by a
+//! bearer token; the handlers only verify ([`crate::auth::svix`]), parse and hand the event
+//! to [`crate::tenant::directory_sync`] or [`crate::billing::sync`].
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Utc;
@@ -8,6 +9,7 @@ use utoipa::OpenApi;
 
 use crate::{
     auth::svix,
+    billing::sync::{BillingSync, PolarEvent},
     error::{ApiError, ProblemDetails},
     state::AppState,
     tenant::directory_sync::{self, ClerkEvent, WebhookAck},
@@ -20,13 +22,19 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::resource("/webhooks/clerk")
             .app_data(web::PayloadConfig::new(crate::config::DEFAULT_BODY_LIMIT))
             .post(clerk),
+    )
+    .service(
+        web::resource("/webhooks/polar")
+            .app_data(web::PayloadConfig::new(crate::config::DEFAULT_BODY_LIMIT))
+            .post(polar),
     );
 }
 
 #[derive(OpenApi)]
 #[openapi(
-    paths(clerk),
-    tags((name = "webhooks", description = "Clerk webhooks (Svix-signed, no bearer token)")),
+    paths(clerk, polar),
+    components(schemas(PolarEvent)),
+    tags((name = "webhooks", description = "Clerk webhooks (Svix-signed) and Polar webhooks (Standard Webhooks); no bearer token")),
 )]
 pub struct WebhooksApi;
 
@@ -90,4 +98,82 @@ pub async fn clerk(
         "clerk webhook"
     );
     Ok(HttpResponse::Ok().json(WebhookAck { outcome }))
+}
+
+/// Receive a Polar webhook (subscription and customer state changes).
+#[utoipa::path(
+    post, path = "/webhooks/polar", tag = "webhooks", operation_id = "receivePolarWebhook",
+    params(
+        ("webhook-id" = String, Header, description = "The delivery's id (the same for redeliveries); at most 200 characters"),
+        ("webhook-timestamp" = i64, Header, description = "Unix seconds; at most 5 minutes from now"),
+        ("webhook-signature" = String, Header, description = "Space-separated `v1,<base64 HMAC-SHA256>` signatures, keyed with the UTF-8 bytes of POLAR_WEBHOOK_SECRET"),
+    ),
+    request_body(content = PolarEvent, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Accepted (applied, stale, duplicate or ignored)", body = WebhookAck),
+        (status = 400, description = "Missing or invalid signature headers, a bad signature, a timestamp out of tolerance, or a malformed event", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 503, description = "POLAR_WEBHOOK_SECRET is not configured, or the database is unavailable (with Retry-After)", body = ProblemDetails, content_type = "application/problem+json"),
+    )
+)]
+pub async fn polar(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let secret = state
+        .config
+        .billing
+        .webhook_secret
+        .as_deref()
+        .ok_or_else(|| ApiError::ServiceUnavailable {
+            detail: "Polar webhooks are not configured on this server (POLAR_WEBHOOK_SECRET)"
+                .into(),
+            retry_after: None,
+        })?;
+    // Polar's SDKs (`validateEvent`) key the HMAC with the secret's UTF-8 bytes as they are,
+    // prefix and all, unlike Svix's base64 `whsec_` secrets.
+    let webhook_id = svix::verify_scheme(
+        &svix::STANDARD_WEBHOOKS,
+        secret.as_bytes(),
+        req.headers(),
+        &body,
+        Utc::now().timestamp(),
+    )?;
+    if webhook_id.len() > 200 {
+        return Err(ApiError::bad_request(
+            "webhook_headers_invalid",
+            "webhook-id is too long",
+        ));
+    }
+    if let Some(field) = crate::http::nul_json_field(&body) {
+        return Err(ApiError::bad_request(
+            "invalid_event",
+            format!("{field} holds a NUL character (U+0000), which cannot be stored"),
+        ));
+    }
+    let event: PolarEvent = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request(
+            "invalid_event",
+            format!("the body is not a Polar event: {e}"),
+        )
+    })?;
+    let sync = BillingSync {
+        tenants: &state.tenants,
+        plans: &state.limits.plans,
+    };
+    let applied = sync.apply(&webhook_id, &event).await?;
+    if let Some(workspace) = &applied.workspace {
+        // This instance serves the new plan from the next request; others within the TTL.
+        state.limits.forget_subscription(workspace).await;
+    }
+    tracing::info!(
+        target: "resonance::webhooks",
+        webhook_id = %webhook_id,
+        event_type = %event.event_type,
+        outcome = ?applied.outcome,
+        "polar webhook"
+    );
+    Ok(HttpResponse::Ok().json(WebhookAck {
+        outcome: applied.outcome,
+    }))
 }

@@ -66,6 +66,10 @@ pub struct TenantContext {
     /// Who created rows written in this request: the user, else the machine or token subject.
     #[serde(skip)]
     pub principal: String,
+    /// The catalogue position of the plan the workspace's subscription grants (billing
+    /// configured); set by the extractor, it wins over `plan` (see `limits::Limits::plan_for`).
+    #[serde(skip)]
+    pub subscribed_plan: Option<usize>,
 }
 
 impl TenantContext {

@@ -26,7 +26,7 @@ use uuid::Uuid;
 
 use super::{TenantRegistry, connection::RequestTransaction};
 use crate::{
-    entities::{tenant, user},
+    entities::{billing_account, tenant, user},
     error::ApiError,
 };
 
@@ -37,6 +37,7 @@ pub const SYSTEM_PRINCIPAL: &str = "system:clerk-webhook";
 /// for it. A test compares this list with the schema (every table with a `tenant_id` column),
 /// so a new tenant-owned table cannot be forgotten here.
 pub const TENANT_OWNED_TABLES: &[&str] = &[
+    "billing_accounts",
     "idempotency_keys",
     "generations",
     "voices",
@@ -94,6 +95,48 @@ pub struct MembershipRecord {
     pub user_email: Option<String>,
     pub user_image_url: Option<String>,
     pub updated_at: i64,
+}
+
+/// A workspace's subscription as Polar describes it (the tenant is the handle's).
+#[derive(Debug, Clone)]
+pub struct SubscriptionRecord {
+    pub customer_id: Option<String>,
+    /// None: the customer has no subscription (its state says so).
+    pub subscription_id: Option<String>,
+    pub product_id: Option<String>,
+    pub status: String,
+    pub current_period_end: Option<chrono::DateTime<Utc>>,
+    pub cancel_at_period_end: bool,
+    pub ends_at: Option<chrono::DateTime<Utc>>,
+    /// Polar's `modified_at` (microseconds since the epoch): the version of this state.
+    pub modified_at: i64,
+    /// The customer's whole state (`customer.state_changed`): it replaces whatever is stored.
+    /// A single subscription's event never ends another subscription that still grants a
+    /// plan (an old one revoked after the customer subscribed anew).
+    pub authoritative: bool,
+}
+
+/// `created_by_user_id` of billing rows.
+pub const BILLING_PRINCIPAL: &str = "system:polar-webhook";
+
+impl SubscriptionRecord {
+    fn to_model(&self, tenant_id: &str) -> billing_account::Model {
+        let now = Utc::now();
+        billing_account::Model {
+            tenant_id: tenant_id.to_owned(),
+            polar_customer_id: self.customer_id.clone(),
+            subscription_id: self.subscription_id.clone(),
+            product_id: self.product_id.clone(),
+            status: self.status.clone(),
+            current_period_end: self.current_period_end,
+            cancel_at_period_end: self.cancel_at_period_end,
+            ends_at: self.ends_at,
+            source_modified_at: self.modified_at,
+            created_by_user_id: BILLING_PRINCIPAL.to_owned(),
+            created_at: now,
+            updated_at: now,
+        }
+    }
 }
 
 /// Rows removed with a tenant, per table.
@@ -207,6 +250,68 @@ impl TenantAdmin {
             .to_owned();
         self.txn.execute(&tombstone).await?;
         Ok(deleted)
+    }
+
+    /// True when the workspace is one of ours: recorded (by a token or Clerk) and not deleted.
+    pub async fn is_known_tenant(&self) -> Result<bool, ApiError> {
+        let tenant_id = self.tenant()?;
+        if self.is_deleted_tenant(tenant_id).await? {
+            return Ok(false);
+        }
+        Ok(tenant::Entity::find_by_id(tenant_id.to_owned())
+            .one(&self.txn)
+            .await?
+            .is_some())
+    }
+
+    /// Stores the handle's workspace's subscription state, unless a newer state is stored (or
+    /// the record would end another subscription that still grants a plan, see
+    /// [`SubscriptionRecord::authoritative`]).
+    pub async fn apply_subscription(
+        &self,
+        record: &SubscriptionRecord,
+    ) -> Result<Applied, ApiError> {
+        let tenant_id = self.tenant()?;
+        let incoming = record.to_model(tenant_id);
+        let stored = billing_account::Entity::find_by_id(tenant_id.to_owned())
+            .one(&self.txn)
+            .await?;
+        if let Some(stored) = &stored {
+            let now = Utc::now();
+            let older = stored.source_modified_at >= record.modified_at;
+            let ends_another = !record.authoritative
+                && stored.subscription_id != record.subscription_id
+                && stored.grants_plan(now)
+                && !incoming.grants_plan(now);
+            if older || ends_another {
+                return Ok(Applied::Stale);
+            }
+        }
+        let insert = SyncedRow {
+            table: "billing_accounts",
+            key: &["tenant_id"],
+            insert_only: &["created_by_user_id"],
+            keep_first: &[],
+            values: vec![
+                ("tenant_id", tenant_id.into()),
+                ("polar_customer_id", incoming.polar_customer_id.into()),
+                ("subscription_id", incoming.subscription_id.into()),
+                ("product_id", incoming.product_id.into()),
+                ("status", incoming.status.into()),
+                ("current_period_end", incoming.current_period_end.into()),
+                ("cancel_at_period_end", incoming.cancel_at_period_end.into()),
+                ("ends_at", incoming.ends_at.into()),
+                ("source_modified_at", incoming.source_modified_at.into()),
+                ("created_by_user_id", BILLING_PRINCIPAL.into()),
+            ],
+        }
+        // The same rule in the statement, for two deliveries applied at once.
+        .upsert(Some(Expr::cust(
+            "billing_accounts.source_modified_at < excluded.source_modified_at",
+        )));
+        Ok(Applied::from_rows(
+            self.txn.execute(&insert).await?.rows_affected(),
+        ))
     }
 
     /// Creates or updates a user's directory row, unless a newer version is stored or the

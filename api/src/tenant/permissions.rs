@@ -16,6 +16,9 @@ pub const VOICES_DELETE: &str = "org:voices:delete";
 pub const GENERATIONS_READ: &str = "org:generations:read";
 pub const GENERATIONS_CREATE: &str = "org:generations:create";
 pub const MEMBERS_READ: &str = "org:members:read";
+/// Start a checkout and open the billing portal (Polar): admins, and a personal workspace's
+/// owner.
+pub const BILLING_MANAGE: &str = "org:billing:manage";
 
 /// Every permission this API checks.
 pub const ALL: &[&str] = &[
@@ -29,6 +32,7 @@ pub const ALL: &[&str] = &[
     GENERATIONS_READ,
     GENERATIONS_CREATE,
     MEMBERS_READ,
+    BILLING_MANAGE,
 ];
 
 /// Read-only: every `…:read` permission.
@@ -54,7 +58,7 @@ pub fn role_defaults(role: &str) -> BTreeSet<String> {
         "admin" => everything(),
         "member" => everything()
             .into_iter()
-            .filter(|p| p != VOICES_DELETE)
+            .filter(|p| p != VOICES_DELETE && p != BILLING_MANAGE)
             .collect(),
         "reader" => read_only(),
         // Every role may see who belongs to its workspace (assignee pickers).

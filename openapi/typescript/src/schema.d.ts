@@ -55,6 +55,57 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/billing/checkout": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Start a checkout for a plan (Polar's hosted checkout). */
+        post: operations["createBillingCheckout"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/billing/portal": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Open the customer portal (payment methods, invoices, cancellation). */
+        post: operations["createBillingPortalSession"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/billing/subscription": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The workspace's subscription and effective plan. */
+        get: operations["getBillingSubscription"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/generations": {
         parameters: {
             query?: never;
@@ -310,10 +361,58 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/webhooks/polar": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Receive a Polar webhook (subscription and customer state changes). */
+        post: operations["receivePolarWebhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** @description A Polar-hosted page to send the user to. */
+        BillingRedirect: {
+            /**
+             * Format: uri
+             * @description The hosted checkout or customer portal (short-lived).
+             * @example https://polar.sh/checkout/polar_c_…
+             */
+            url: string;
+        };
+        /** @description The workspace's subscription and the plan it is served with. */
+        BillingSubscription: {
+            /** @description True when the subscription ends at the end of the period (canceled in the portal). */
+            cancel_at_period_end: boolean;
+            /**
+             * Format: date-time
+             * @description End of the current billing period, when subscribed.
+             */
+            current_period_end?: string | null;
+            /**
+             * @description The effective plan: the subscription's when it is active (or canceled but not yet
+             *     ended), else the token's plan, else the catalogue's default.
+             * @example pro
+             */
+            plan: string;
+            /**
+             * @description Polar's subscription status (`active`, `trialing`, `past_due`, `canceled`, …); `none`
+             *     when the workspace has no subscription.
+             * @example active
+             */
+            status: string;
+        };
         /** @description A Clerk event, as delivered (only what the sync reads). */
         ClerkEvent: {
             /** @description The object the event is about (an organization, user or membership). */
@@ -327,6 +426,29 @@ export interface components {
             timestamp?: number | null;
             /** @description `organization.created`, `user.deleted`, `organizationMembership.updated`, … */
             type: string;
+        };
+        /**
+         * @example {
+         *       "plan": "pro",
+         *       "success_url": "https://app.example.com/billing/done"
+         *     }
+         */
+        CreateCheckout: {
+            /**
+             * @description The plan to subscribe to: a plan of the server's catalogue (`RESONANCE_PLANS_FILE`)
+             *     that lists Polar products (`polar_product_ids`). The catalogue is configuration, so its
+             *     names are not listed here: `GET /v1/me` shows the current plan; an unknown plan, or
+             *     one no Polar product grants, answers 422.
+             * @example pro
+             */
+            plan: string;
+            /**
+             * Format: uri
+             * @description Where Polar sends the customer after paying: an absolute http(s) URL on one of the
+             *     origins in `RESONANCE_CORS_ORIGINS` (the SPA's), else 422, so the API is no open
+             *     redirect.
+             */
+            success_url: string;
         };
         /**
          * @example {
@@ -686,6 +808,22 @@ export interface components {
              * @description Sustained requests per second for the whole workspace (every token and client of it).
              */
             requests_per_second: number;
+        };
+        /** @description A Polar webhook event, as delivered (only what the sync reads). */
+        PolarEvent: {
+            /** @description The subscription or the customer state the event is about. */
+            data: Record<string, never>;
+            /**
+             * Format: date-time
+             * @description When Polar sent the event.
+             */
+            timestamp?: string | null;
+            /**
+             * @description `subscription.created`, `subscription.updated`, `subscription.active`,
+             *     `subscription.canceled`, `subscription.uncanceled`, `subscription.revoked`,
+             *     `customer.state_changed`; other types are accepted and ignored.
+             */
+            type: string;
         };
         /** @description RFC 9457 problem details, as every error response carries them. */
         ProblemDetails: {
@@ -1050,6 +1188,400 @@ export interface operations {
             /** @description The database is unreachable */
             503: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    createBillingCheckout: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateCheckout"];
+            };
+        };
+        responses: {
+            /** @description The hosted checkout to send the user to */
+            200: {
+                headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BillingRedirect"];
+                };
+            };
+            /** @description Malformed request: body, path or query */
+            400: {
+                headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Missing or invalid token */
+            401: {
+                headers: {
+                    /** @description `Bearer` with `error`, `error_description` and the `resource_metadata` URL (RFC 6750, RFC 9728) */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Needs org:billing:manage (admins; the owner of a personal workspace) */
+            403: {
+                headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Unsupported content type */
+            415: {
+                headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description An unknown plan, a plan no Polar product grants, or a success_url outside RESONANCE_CORS_ORIGINS */
+            422: {
+                headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description `rate_limited`: the workspace is over its plan's request rate; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Request line and headers larger than 16 KiB together */
+            431: {
+                headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Server fault; quote the request id */
+            500: {
+                headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description `upstream_failed`: Polar refused the request (the server's billing configuration is wrong) */
+            502: {
+                headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description `billing_not_configured` (no POLAR_ACCESS_TOKEN; no Retry-After), `billing_unavailable` (Polar cannot be reached; with Retry-After), or `database_unavailable` */
+            503: {
+                headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    /** @description Seconds to wait before retrying (not with billing_not_configured) */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    createBillingPortalSession: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The customer portal to send the user to */
+            200: {
+                headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BillingRedirect"];
+                };
+            };
+            /** @description Missing or invalid token */
+            401: {
+                headers: {
+                    /** @description `Bearer` with `error`, `error_description` and the `resource_metadata` URL (RFC 6750, RFC 9728) */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Needs org:billing:manage (admins; the owner of a personal workspace) */
+            403: {
+                headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description `no_billing_account`: the workspace has not completed a checkout yet */
+            404: {
+                headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description `rate_limited`: the workspace is over its plan's request rate; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Request line and headers larger than 16 KiB together */
+            431: {
+                headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Server fault; quote the request id */
+            500: {
+                headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description `upstream_failed`: Polar refused the request (the server's billing configuration is wrong) */
+            502: {
+                headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description `billing_not_configured` (no POLAR_ACCESS_TOKEN; no Retry-After), `billing_unavailable` (Polar cannot be reached; with Retry-After), or `database_unavailable` */
+            503: {
+                headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    /** @description Seconds to wait before retrying (not with billing_not_configured) */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    getBillingSubscription: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The subscription (status `none` without one) */
+            200: {
+                headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BillingSubscription"];
+                };
+            };
+            /** @description Missing or invalid token */
+            401: {
+                headers: {
+                    /** @description `Bearer` with `error`, `error_description` and the `resource_metadata` URL (RFC 6750, RFC 9728) */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description `rate_limited`: the workspace is over its plan's request rate; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Request line and headers larger than 16 KiB together */
+            431: {
+                headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Server fault; quote the request id */
+            500: {
+                headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description `billing_not_configured` (no POLAR_ACCESS_TOKEN; no Retry-After), or `database_unavailable` */
+            503: {
+                headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    /** @description Seconds to wait before retrying (not with billing_not_configured) */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4961,6 +5493,100 @@ export interface operations {
                 };
             };
             /** @description CLERK_WEBHOOK_SECRET is not configured */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    receivePolarWebhook: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The delivery's id (the same for redeliveries); at most 200 characters */
+                "webhook-id": string;
+                /** @description Unix seconds; at most 5 minutes from now */
+                "webhook-timestamp": number;
+                /** @description Space-separated `v1,<base64 HMAC-SHA256>` signatures, keyed with the UTF-8 bytes of POLAR_WEBHOOK_SECRET */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PolarEvent"];
+            };
+        };
+        responses: {
+            /** @description Accepted (applied, stale, duplicate or ignored) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookAck"];
+                };
+            };
+            /** @description Missing or invalid signature headers, a bad signature, a timestamp out of tolerance, or a malformed event */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Unsupported content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Invalid fields or parameters; `errors[]` names each one */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Request line and headers larger than 16 KiB together */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Server fault; quote the request id */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description POLAR_WEBHOOK_SECRET is not configured, or the database is unavailable (with Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
