@@ -79,7 +79,11 @@ fn main() -> anyhow::Result<()> {
         let (signed, signature) = token.rsplit_once('.').expect("a JWS");
         let signature = URL_SAFE_NO_PAD.decode(signature)?;
         let digest = Sha256::digest(signed.as_bytes());
-        public.verify(Pkcs1v15Sign::new::<Sha256>(), &digest, black_box(&signature))?;
+        public.verify(
+            Pkcs1v15Sign::new::<Sha256>(),
+            &digest,
+            black_box(&signature),
+        )?;
     }
     let baseline = started.elapsed();
 
@@ -115,10 +119,7 @@ fn main() -> anyhow::Result<()> {
             "  baseline: pure-Rust RS256 signature only (rsa crate): {:>10.1} µs",
             baseline_ns / 1000.0
         );
-        println!(
-            "  cold / baseline: {:.2}",
-            cold_ns / baseline_ns
-        );
+        println!("  cold / baseline: {:.2}", cold_ns / baseline_ns);
         println!(
             "  cached (SHA-256 + moka lookup, {CACHED_CALLS} calls): {:>10.1} µs",
             cached_ns / 1000.0
