@@ -96,14 +96,7 @@ impl Modify for TextWithoutNul {
             if path.starts_with("/webhooks/") {
                 continue; // signed events from Clerk, checked after their signature
             }
-            let operations = [
-                &mut item.get,
-                &mut item.put,
-                &mut item.post,
-                &mut item.delete,
-                &mut item.patch,
-            ];
-            for operation in operations.into_iter().flatten() {
+            for operation in operations(item) {
                 for parameter in operation.parameters.iter_mut().flatten() {
                     if parameter.parameter_in == ParameterIn::Query
                         && let Some(schema) = parameter.schema.as_mut()
@@ -131,6 +124,21 @@ impl Modify for TextWithoutNul {
             }
         }
     }
+}
+
+/// The operations of one path, in a fixed order (the API uses no other methods).
+fn operations(
+    item: &mut utoipa::openapi::path::PathItem,
+) -> impl Iterator<Item = &mut utoipa::openapi::path::Operation> {
+    let utoipa::openapi::path::PathItem {
+        get,
+        put,
+        post,
+        delete,
+        patch,
+        ..
+    } = item;
+    [get, put, post, delete, patch].into_iter().flatten()
 }
 
 struct BearerAuth;
@@ -171,7 +179,7 @@ impl Modify for SharedErrors {
         use utoipa::openapi::{
             Content, Ref, ResponseBuilder,
             header::HeaderBuilder,
-            path::{Operation, ParameterIn, PathItem},
+            path::{Operation, ParameterIn},
         };
         let header = |description: &str, schema: utoipa::openapi::Object| {
             HeaderBuilder::new()
@@ -200,15 +208,7 @@ impl Modify for SharedErrors {
                 .or_insert_with(|| problem(description).build().into());
         };
         for item in openapi.paths.paths.values_mut() {
-            let PathItem {
-                get,
-                put,
-                post,
-                delete,
-                patch,
-                ..
-            } = item;
-            for operation in [get, put, post, delete, patch].into_iter().flatten() {
+            for operation in operations(item) {
                 let has_body = operation.request_body.is_some();
                 let params: Vec<(String, ParameterIn)> = operation
                     .parameters
@@ -451,21 +451,7 @@ const GENERATION: &[&str] = &["getGeneration", "deleteGeneration", "getGeneratio
 
 impl Modify for ResourceLinks {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::{RefOr, link::LinkBuilder, path::PathItem};
-        fn operations(item: &mut PathItem) -> Vec<&mut utoipa::openapi::path::Operation> {
-            let PathItem {
-                get,
-                put,
-                post,
-                delete,
-                patch,
-                ..
-            } = item;
-            [get, put, post, delete, patch]
-                .into_iter()
-                .flatten()
-                .collect()
-        }
+        use utoipa::openapi::{RefOr, link::LinkBuilder};
         // Which targets take If-Match (from the document itself).
         let mut takes_if_match = std::collections::BTreeSet::new();
         for item in openapi.paths.paths.values_mut() {

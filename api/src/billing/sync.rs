@@ -43,21 +43,8 @@ struct CustomerRef {
     external_id: Option<String>,
 }
 
-#[derive(Deserialize)]
-struct SubscriptionData {
-    id: String,
-    created_at: DateTime<Utc>,
-    modified_at: Option<DateTime<Utc>>,
-    status: String,
-    current_period_end: Option<DateTime<Utc>>,
-    #[serde(default)]
-    cancel_at_period_end: bool,
-    ends_at: Option<DateTime<Utc>>,
-    ended_at: Option<DateTime<Utc>>,
-    product_id: String,
-    customer: CustomerRef,
-}
-
+/// A subscription as Polar describes it, in `subscription.*` events (with its customer) and in a
+/// customer state's `active_subscriptions`.
 #[derive(Deserialize)]
 struct StateSubscription {
     id: String,
@@ -69,6 +56,14 @@ struct StateSubscription {
     cancel_at_period_end: bool,
     ends_at: Option<DateTime<Utc>>,
     product_id: String,
+}
+
+#[derive(Deserialize)]
+struct SubscriptionData {
+    #[serde(flatten)]
+    subscription: StateSubscription,
+    ended_at: Option<DateTime<Utc>>,
+    customer: CustomerRef,
 }
 
 #[derive(Deserialize)]
@@ -132,16 +127,17 @@ impl BillingSync<'_> {
             | "subscription.uncanceled"
             | "subscription.revoked" => {
                 let data: SubscriptionData = parse(event)?;
+                let sub = data.subscription;
                 let record = SubscriptionRecord {
                     customer_id: Some(data.customer.id),
-                    subscription_id: Some(data.id),
-                    product_id: Some(data.product_id),
-                    status: data.status,
-                    current_period_end: data.current_period_end,
-                    cancel_at_period_end: data.cancel_at_period_end,
+                    subscription_id: Some(sub.id),
+                    product_id: Some(sub.product_id),
+                    status: sub.status,
+                    current_period_end: sub.current_period_end,
+                    cancel_at_period_end: sub.cancel_at_period_end,
                     // Once ended, the end is when it ended; before, when it will.
-                    ends_at: data.ended_at.or(data.ends_at),
-                    modified_at: micros(data.modified_at.unwrap_or(data.created_at)),
+                    ends_at: data.ended_at.or(sub.ends_at),
+                    modified_at: micros(sub.modified_at.unwrap_or(sub.created_at)),
                     authoritative: false,
                 };
                 (data.customer.external_id, record)

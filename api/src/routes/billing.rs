@@ -170,10 +170,7 @@ pub async fn portal(
     ctx.require(permissions::BILLING_MANAGE)?;
     state.polar.require_configured()?;
     // Polar knows the customer once a checkout completed, and then has told us (webhook).
-    let db = ScopedDb::begin(&state.tenants, &ctx).await?;
-    let account = db.one(billing_account::Entity::find()).await?;
-    db.finish_read();
-    if account.is_none() {
+    if account_of(&state, &ctx).await?.is_none() {
         return Err(no_billing_account());
     }
     let url = state.polar.create_portal_session(&ctx.tenant_id).await?;
@@ -196,10 +193,7 @@ pub async fn subscription(
 ) -> Result<HttpResponse, ApiError> {
     state.polar.require_configured()?;
     let plan = state.limits.plan_for(&ctx).name.clone();
-    let db = ScopedDb::begin(&state.tenants, &ctx).await?;
-    let account = db.one(billing_account::Entity::find()).await?;
-    db.finish_read();
-    let body = match account {
+    let body = match account_of(&state, &ctx).await? {
         Some(a) => BillingSubscription {
             plan,
             status: a.status,
@@ -214,4 +208,15 @@ pub async fn subscription(
         },
     };
     Ok(HttpResponse::Ok().json(body))
+}
+
+/// The workspace's billing record: there once Polar has reported a subscription for it.
+async fn account_of(
+    state: &AppState,
+    ctx: &TenantContext,
+) -> Result<Option<billing_account::Model>, ApiError> {
+    let db = ScopedDb::begin(&state.tenants, ctx).await?;
+    let account = db.one(billing_account::Entity::find()).await?;
+    db.finish_read();
+    Ok(account)
 }
