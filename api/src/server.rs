@@ -14,7 +14,9 @@ use crate::{
     billing::Polar,
     config::Config,
     db::{self, Pools},
+    events::{self, Bus},
     http::{self, not_found, request_context},
+    invalidation::Caches,
     limits::{self, Limits},
     openapi,
     routes::{self, metrics::MetricsAccess},
@@ -58,13 +60,26 @@ pub async fn prepare(config: Config) -> anyhow::Result<AppState> {
         .await
         .context("cannot connect to the database")?;
     tenant::audit::check_at_start(&db, !config.is_development()).await?;
+    // Changes made on any instance reach this one's caches (see `invalidation`).
+    let bus = Bus::new(&config.database_url, db.get_database_backend());
+    let tenants = TenantRegistry::new(db.clone(), bus.clone());
+    let (auth, limits) = (Arc::new(auth), Arc::new(limits));
+    Caches {
+        auth: auth.clone(),
+        tenants: tenants.clone(),
+        limits: limits.clone(),
+    }
+    .follow(&bus);
+    if bus.publishes_in_transaction() {
+        events::listener::start(config.events_database_url.clone(), bus).await;
+    }
     Ok(AppState {
         config: Arc::new(config),
-        tenants: TenantRegistry::new(db.clone()),
+        tenants,
         db,
-        auth: Arc::new(auth),
+        auth,
         speech: Arc::new(speech),
-        limits: Arc::new(limits),
+        limits,
         polar: Arc::new(polar),
     })
 }
