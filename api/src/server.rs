@@ -21,7 +21,7 @@ use crate::{
     openapi,
     routes::{self, metrics::MetricsAccess},
     shutdown::{self, Drain},
-    speech::Speech,
+    speech::{Speech, workspace_slots::WorkspaceSlots},
     state::AppState,
     telemetry,
     tenant::{self, TenantRegistry},
@@ -37,7 +37,7 @@ pub async fn prepare(config: Config) -> anyhow::Result<AppState> {
     let auth = Authenticator::new(&config)?;
     let limits = Limits::new(&config.limits)?;
     let polar = Polar::new(&config.billing).context("setting up the Polar client")?;
-    let speech = Speech::from_config(&config.speech).context("setting up speech synthesis")?;
+    let mut speech = Speech::from_config(&config.speech).context("setting up speech synthesis")?;
     {
         let owner = db::connect(&config.migration_database_url, &config.db)
             .await
@@ -72,6 +72,13 @@ pub async fn prepare(config: Config) -> anyhow::Result<AppState> {
     .follow(&bus);
     if bus.publishes_in_transaction() {
         events::listener::start(config.events_database_url.clone(), bus).await;
+        // A workspace's synthesis limit counts every instance's syntheses.
+        let slots = WorkspaceSlots::connect_lazy(
+            &config.events_database_url,
+            config.speech.max_concurrency,
+        )
+        .context("setting up the shared synthesis slots")?;
+        speech.limiter.share_across_instances(slots);
     }
     Ok(AppState {
         config: Arc::new(config),
