@@ -14,6 +14,9 @@ use super::{Bus, CHANNEL, Notice, parse};
 /// Between attempts to listen again.
 const RETRY: Duration = Duration::from_millis(250);
 
+/// The longest wait for the listener's connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Starts listening on `database_url` for `bus`. Returns once the first `LISTEN` is in place
 /// (so an App that starts serving hears every change committed after), or after the first
 /// attempt fails: the task keeps trying in the background either way.
@@ -25,10 +28,17 @@ pub async fn start(database_url: String, bus: Bus) {
     tokio::spawn(run(database_url, bus, first.ok()));
 }
 
+/// Connects and listens, within [`CONNECT_TIMEOUT`]: a server that does not answer must not
+/// hold up the start, nor keep the instance deaf without notice.
 async fn listen(database_url: &str) -> Result<PgListener, sqlx::Error> {
-    let mut listener = PgListener::connect(database_url).await?;
-    listener.listen(CHANNEL).await?;
-    Ok(listener)
+    let connect = async {
+        let mut listener = PgListener::connect(database_url).await?;
+        listener.listen(CHANNEL).await?;
+        Ok(listener)
+    };
+    tokio::time::timeout(CONNECT_TIMEOUT, connect)
+        .await
+        .unwrap_or(Err(sqlx::Error::PoolTimedOut))
 }
 
 async fn run(database_url: String, bus: Bus, mut current: Option<PgListener>) {
