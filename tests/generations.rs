@@ -406,6 +406,63 @@ async fn concurrency_limit_answers_429_per_tenant() {
 }
 
 #[tokio::test]
+async fn the_per_workspace_limit_holds_across_two_instances() {
+    let (first, stand_in) = spawn_with_http_provider(Duration::from_millis(1500), 10, 1).await;
+    if !first.db.is_postgres() {
+        return; // SQLite is one process: one instance, covered above.
+    }
+    let (base, _) = start_speech_stand_in(Duration::from_millis(1500)).await;
+    let second = TestApp::spawn_on(first.clerk.clone(), first.db.shared(), move |args| {
+        args.tts_provider = TtsProvider::OpenAiCompatible;
+        args.tts_base_url = Some(base);
+        args.tts_api_key = Some("sk-speech-test".into());
+        args.tts_model = "tts-test".into();
+        args.tts_max_per_tenant = 1;
+    })
+    .await;
+    let a = first.token(TokenSpec::org("org_a", "member"));
+    let b = first.token(TokenSpec::org("org_b", "member"));
+    let voice = system_voice(&first, &a, "Jack").await;
+    let body = json!({"voice_id": voice["id"], "text": "slow and steady"});
+
+    let running = {
+        let request = first
+            .request(reqwest::Method::POST, "/v1/generations", &a)
+            .json(&body);
+        tokio::spawn(async move { Reply::send(request).await })
+    };
+    for _ in 0..100 {
+        if stand_in.calls.load(Ordering::SeqCst) >= 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(stand_in.calls.load(Ordering::SeqCst), 1);
+
+    // The workspace's one slot is taken on the first instance: the second refuses too.
+    let refused = second.post("/v1/generations", &a, body.clone()).await;
+    refused.assert_problem(429, "too_many_requests");
+    assert!(refused.header("retry-after").is_some());
+    // Another workspace is not held back by it.
+    let other = second.post("/v1/generations", &b, body.clone()).await;
+    assert_eq!(other.status, 201, "{}", other.json);
+
+    assert_eq!(running.await.unwrap().status, 201);
+    // Released: the workspace synthesizes again, on either instance.
+    let mut again = second.post("/v1/generations", &a, body.clone()).await;
+    for _ in 0..20 {
+        if again.status != 429 {
+            break;
+        }
+        // The slot is unlocked just after the first answer is sent.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        again = second.post("/v1/generations", &a, body.clone()).await;
+    }
+    assert_eq!(again.status, 201, "{}", again.json);
+    assert_eq!(first.db.count("generations").await, 3);
+}
+
+#[tokio::test]
 async fn no_provider_answers_503_with_how_to_configure_one() {
     let app = TestApp::spawn_with(|args| args.tts_provider = TtsProvider::None).await;
     let token = app.token(TokenSpec::org("org_a", "admin"));

@@ -247,7 +247,13 @@ async fn synthesis_limits_count_their_rejections() {
     let voice = system_voice(&app, &token, "Aria").await;
     let before = Scrape::of(&app).await;
     // A synthesis of this workspace in progress: the next one is refused.
-    let busy = app.state.speech.limiter.acquire("org_metricsbusy").unwrap();
+    let busy = app
+        .state
+        .speech
+        .limiter
+        .acquire("org_metricsbusy")
+        .await
+        .unwrap();
     let refused = app
         .post(
             "/v1/generations",

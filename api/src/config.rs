@@ -70,6 +70,12 @@ pub struct ConfigArgs {
     #[arg(long, env = "RESONANCE_MIGRATION_DATABASE_URL", global = true, hide_env_values = true,
           value_parser = database_url)]
     pub migration_database_url: Option<String>,
+    /// URL of the connection each instance holds in `LISTEN` for events from the others: a
+    /// direct server address where DATABASE_URL goes through PgBouncer in transaction mode,
+    /// which cannot hold a `LISTEN` [default: DATABASE_URL].
+    #[arg(long, env = "RESONANCE_EVENTS_DATABASE_URL", global = true, hide_env_values = true,
+          value_parser = database_url)]
+    pub events_database_url: Option<String>,
     /// Address to listen on.
     #[arg(long, env = "RESONANCE_BIND", global = true, default_value = "127.0.0.1:8080")]
     pub bind: SocketAddr,
@@ -272,6 +278,8 @@ pub struct Config {
     pub environment: Environment,
     pub database_url: String,
     pub migration_database_url: String,
+    /// Where the event listener connects (PostgreSQL).
+    pub events_database_url: String,
     pub bind: SocketAddr,
     pub data_dir: PathBuf,
     pub public_url: Option<String>,
@@ -426,6 +434,8 @@ impl Config {
         Ok(Config {
             environment: args.environment,
             migration_database_url: (args.migration_database_url.clone())
+                .unwrap_or_else(|| database_url.clone()),
+            events_database_url: (args.events_database_url.clone())
                 .unwrap_or_else(|| database_url.clone()),
             database_url,
             bind: args.bind,

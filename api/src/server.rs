@@ -14,12 +14,14 @@ use crate::{
     billing::Polar,
     config::Config,
     db::{self, Pools},
+    events::{self, Bus},
     http::{self, not_found, request_context},
+    invalidation::Caches,
     limits::{self, Limits},
     openapi,
     routes::{self, metrics::MetricsAccess},
     shutdown::{self, Drain},
-    speech::Speech,
+    speech::{Speech, workspace_slots::WorkspaceSlots},
     state::AppState,
     telemetry,
     tenant::{self, TenantRegistry},
@@ -35,7 +37,7 @@ pub async fn prepare(config: Config) -> anyhow::Result<AppState> {
     let auth = Authenticator::new(&config)?;
     let limits = Limits::new(&config.limits)?;
     let polar = Polar::new(&config.billing).context("setting up the Polar client")?;
-    let speech = Speech::from_config(&config.speech).context("setting up speech synthesis")?;
+    let mut speech = Speech::from_config(&config.speech).context("setting up speech synthesis")?;
     {
         let owner = db::connect(&config.migration_database_url, &config.db)
             .await
@@ -58,13 +60,33 @@ pub async fn prepare(config: Config) -> anyhow::Result<AppState> {
         .await
         .context("cannot connect to the database")?;
     tenant::audit::check_at_start(&db, !config.is_development()).await?;
+    // Changes made on any instance reach this one's caches (see `invalidation`).
+    let bus = Bus::new(&config.database_url, db.get_database_backend());
+    let tenants = TenantRegistry::new(db.clone(), bus.clone());
+    let (auth, limits) = (Arc::new(auth), Arc::new(limits));
+    Caches {
+        auth: auth.clone(),
+        tenants: tenants.clone(),
+        limits: limits.clone(),
+    }
+    .follow(&bus);
+    if bus.publishes_in_transaction() {
+        events::listener::start(config.events_database_url.clone(), bus).await;
+        // A workspace's synthesis limit counts every instance's syntheses.
+        let slots = WorkspaceSlots::connect_lazy(
+            &config.events_database_url,
+            config.speech.max_concurrency,
+        )
+        .context("setting up the shared synthesis slots")?;
+        speech.limiter.share_across_instances(slots);
+    }
     Ok(AppState {
         config: Arc::new(config),
-        tenants: TenantRegistry::new(db.clone()),
+        tenants,
         db,
-        auth: Arc::new(auth),
+        auth,
         speech: Arc::new(speech),
-        limits: Arc::new(limits),
+        limits,
         polar: Arc::new(polar),
     })
 }

@@ -305,6 +305,28 @@ impl Authenticator {
         }
     }
 
+    /// Drops the cached verdicts on tokens that `matches` (a workspace deleted, a member
+    /// removed): their next request is verified again. A scan, for events that are rare.
+    pub async fn forget_tokens(&self, matches: impl Fn(&TenantContext) -> bool) {
+        let stale: Vec<_> = self
+            .verified
+            .iter()
+            .filter(|(_, cached)| match &cached.verdict {
+                Verdict::Accepted(ctx) => matches(ctx),
+                Verdict::Refused(_) => false,
+            })
+            .map(|(key, _)| key)
+            .collect();
+        for key in stale {
+            self.verified.invalidate(&*key).await;
+        }
+    }
+
+    /// Drops every cached verdict (events may have been missed).
+    pub fn forget_all_tokens(&self) {
+        self.verified.invalidate_all();
+    }
+
     /// The issuer session tokens must carry, when known.
     pub fn issuer(&self) -> Option<String> {
         self.session.issuer.clone()

@@ -15,9 +15,12 @@ use utoipa::ToSchema;
 
 use crate::{
     error::ApiError,
+    events::Notice,
     limits::PlanCatalogue,
     tenant::{
-        TenantAdmin, TenantRegistry, directory_sync::DeliveryOutcome, lifecycle::SubscriptionRecord,
+        TenantAdmin, TenantRegistry,
+        directory_sync::DeliveryOutcome,
+        lifecycle::{Applied, SubscriptionRecord},
     },
 };
 
@@ -176,7 +179,16 @@ impl BillingSync<'_> {
             });
         }
         let outcome = if admin.is_known_tenant().await? {
-            admin.apply_subscription(&record).await?.into()
+            let applied = admin.apply_subscription(&record).await?;
+            if applied == Applied::Yes {
+                // Every instance reads the new plan from its next request.
+                admin
+                    .publish(Notice::SubscriptionChanged {
+                        tenant_id: workspace.to_owned(),
+                    })
+                    .await?;
+            }
+            applied.into()
         } else {
             tracing::info!(
                 target: "resonance::webhooks",

@@ -48,7 +48,8 @@ pub struct Limits {
     last_plan: moka::sync::Cache<String, usize>,
     /// With billing configured: the plan each workspace's subscription grants (None: no
     /// subscription that grants one), kept [`SUBSCRIPTION_TTL`]. The webhook that changes a
-    /// subscription forgets the workspace here at once; other instances see it within the TTL.
+    /// subscription forgets the workspace on every instance at once (`events`), the TTL bounds
+    /// what a missed event could cost.
     subscriptions: Option<moka::future::Cache<String, Option<usize>>>,
 }
 
@@ -114,6 +115,13 @@ impl Limits {
     pub async fn forget_subscription(&self, tenant_id: &str) {
         if let Some(cache) = &self.subscriptions {
             cache.invalidate(tenant_id).await;
+        }
+    }
+
+    /// Forgets every subscription read (events may have been missed).
+    pub fn forget_all_subscriptions(&self) {
+        if let Some(cache) = &self.subscriptions {
+            cache.invalidate_all();
         }
     }
 

@@ -296,7 +296,7 @@ async fn synthesize_and_store(
 ) -> Result<generation::Model, ApiError> {
     let speech = state.speech.clone();
     // Held until the audio is stored; the database is not held while synthesizing.
-    let _permit = speech.limiter.acquire(&ctx.tenant_id)?;
+    let _permit = speech.limiter.acquire(&ctx.tenant_id).await?;
     let NewGeneration {
         text,
         speed,

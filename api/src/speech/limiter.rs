@@ -1,5 +1,7 @@
 //! How many syntheses may run at once: a limit for the whole process, so the machine is not
-//! overrun, and a smaller one per workspace, so one workspace cannot starve the others.
+//! overrun, and a smaller one per workspace, so one workspace cannot starve the others. On
+//! PostgreSQL the per-workspace limit holds for every instance together
+//! ([`WorkspaceSlots`]); the process limit stays per process, as it protects one machine.
 //!
 //! Callers do not queue: beyond either limit the request answers 429 with `Retry-After`, which
 //! keeps HTTP workers free and lets clients back off. Refusals are counted in
@@ -13,13 +15,19 @@ use std::{
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::{error::ApiError, telemetry::metrics};
+use super::workspace_slots::{SlotLease, WorkspaceSlots};
+use crate::{
+    error::{ApiError, sqlx_unavailable},
+    telemetry::metrics,
+};
 
 pub struct SynthesisLimiter {
     global: Arc<Semaphore>,
     per_tenant: usize,
     running: Arc<Mutex<HashMap<String, usize>>>,
     retry_after: Duration,
+    /// The workspace's slots across instances (PostgreSQL).
+    shared: Option<WorkspaceSlots>,
 }
 
 /// Held while a synthesis runs; releases both limits when dropped.
@@ -27,6 +35,7 @@ pub struct SynthesisPermit {
     _global: OwnedSemaphorePermit,
     tenant: String,
     running: Arc<Mutex<HashMap<String, usize>>>,
+    _slot: Option<SlotLease>,
 }
 
 impl Drop for SynthesisPermit {
@@ -48,21 +57,54 @@ impl SynthesisLimiter {
             per_tenant: max_per_tenant,
             running: Arc::new(Mutex::new(HashMap::new())),
             retry_after,
+            shared: None,
         }
     }
 
-    /// A permit for one synthesis for `tenant`, or 429.
-    pub fn acquire(&self, tenant: &str) -> Result<SynthesisPermit, ApiError> {
+    /// Counts the per-workspace limit across every instance sharing `slots`' database.
+    pub fn share_across_instances(&mut self, slots: WorkspaceSlots) {
+        self.shared = Some(slots);
+    }
+
+    /// A permit for one synthesis for `tenant`, or 429 (503 when the shared slots cannot be
+    /// reached).
+    pub async fn acquire(&self, tenant: &str) -> Result<SynthesisPermit, ApiError> {
+        // This process's limits first: they cost nothing and spare the database.
+        let mut permit = self.acquire_here(tenant)?;
+        let Some(shared) = &self.shared else {
+            return Ok(permit);
+        };
+        match shared.try_take(tenant, self.per_tenant).await {
+            Ok(Some(lease)) => {
+                permit._slot = Some(lease);
+                Ok(permit)
+            }
+            Ok(None) => {
+                metrics::record_speech_rejection("tenant_limit");
+                Err(self.tenant_limit(self.per_tenant))
+            }
+            Err(err) if sqlx_unavailable(&err) => Err(ApiError::DatabaseUnavailable {
+                cause: format!("synthesis slots: {err}"),
+            }),
+            Err(err) => Err(ApiError::internal(format!("synthesis slots: {err}"))),
+        }
+    }
+
+    fn tenant_limit(&self, count: usize) -> ApiError {
+        ApiError::TooManyRequests {
+            detail: format!(
+                "this workspace already has {count} speech generations in progress (the limit); retry shortly"
+            ),
+            retry_after: self.retry_after,
+        }
+    }
+
+    fn acquire_here(&self, tenant: &str) -> Result<SynthesisPermit, ApiError> {
         let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
         let count = running.get(tenant).copied().unwrap_or(0);
         if count >= self.per_tenant {
             metrics::record_speech_rejection("tenant_limit");
-            return Err(ApiError::TooManyRequests {
-                detail: format!(
-                    "this workspace already has {count} speech generations in progress (the limit); retry shortly"
-                ),
-                retry_after: self.retry_after,
-            });
+            return Err(self.tenant_limit(count));
         }
         let global = self.global.clone().try_acquire_owned().map_err(|_| {
             metrics::record_speech_rejection("capacity");
@@ -76,6 +118,7 @@ impl SynthesisLimiter {
             _global: global,
             tenant: tenant.to_owned(),
             running: self.running.clone(),
+            _slot: None,
         })
     }
 }
@@ -84,15 +127,15 @@ impl SynthesisLimiter {
 mod tests {
     use super::*;
 
-    #[test]
-    fn per_tenant_and_global_limits() {
+    #[tokio::test]
+    async fn per_tenant_and_global_limits() {
         let limiter = SynthesisLimiter::new(3, 2, Duration::from_secs(1));
-        let a1 = limiter.acquire("org_a").unwrap();
-        let _a2 = limiter.acquire("org_a").unwrap();
-        assert!(limiter.acquire("org_a").is_err());
-        let _b1 = limiter.acquire("org_b").unwrap();
-        assert!(limiter.acquire("org_c").is_err(), "global limit");
+        let a1 = limiter.acquire("org_a").await.unwrap();
+        let _a2 = limiter.acquire("org_a").await.unwrap();
+        assert!(limiter.acquire("org_a").await.is_err());
+        let _b1 = limiter.acquire("org_b").await.unwrap();
+        assert!(limiter.acquire("org_c").await.is_err(), "global limit");
         drop(a1);
-        assert!(limiter.acquire("org_c").is_ok());
+        assert!(limiter.acquire("org_c").await.is_ok());
     }
 }

@@ -12,6 +12,7 @@ pub mod espeak;
 pub mod limiter;
 pub mod openai;
 pub mod storage;
+pub mod workspace_slots;
 
 use std::{
     sync::Arc,

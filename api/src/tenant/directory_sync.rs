@@ -17,7 +17,7 @@ use super::{
     lifecycle::{Applied, MembershipRecord, OrganizationRecord, TenantAdmin, UserRecord},
     permissions::normalize_role,
 };
-use crate::{error::ApiError, speech::storage::AudioStorage};
+use crate::{error::ApiError, events::Notice, speech::storage::AudioStorage};
 
 fn rejected(detail: impl Into<String>) -> ApiError {
     ApiError::bad_request("invalid_event", detail)
@@ -267,12 +267,22 @@ impl DirectorySync<'_> {
                 let removed = kind == "organizationMembership.deleted";
                 let record = data.to_record(removed, event.timestamp)?;
                 let org = data.organization.id;
+                let user = record.user_id.clone();
                 self.once(Some(&org), svix_id, kind, async |admin| {
                     let applied = if removed {
                         admin.remove_membership(&record).await?
                     } else {
                         admin.upsert_membership(&record).await?
                     };
+                    // Whoever cached what this member may do must look again.
+                    if applied == Applied::Yes && kind != "organizationMembership.created" {
+                        admin
+                            .publish(Notice::MembershipChanged {
+                                tenant_id: org.clone(),
+                                user_id: user.clone(),
+                            })
+                            .await?;
+                    }
                     Ok(applied.into())
                 })
                 .await
@@ -323,6 +333,16 @@ impl DirectorySync<'_> {
                 if let Some(user_id) = deleted_user {
                     admin.mark_user_deleted(user_id).await?;
                 }
+                // Every instance forgets the workspace (and the user) once this commits.
+                let notice = match deleted_user {
+                    Some(user_id) => Notice::UserDeleted {
+                        user_id: user_id.to_owned(),
+                    },
+                    None => Notice::TenantDeleted {
+                        tenant_id: tenant_id.to_owned(),
+                    },
+                };
+                admin.publish(notice).await?;
                 // Objects go before the rows commit: if storage fails, the rows stay, the
                 // delivery answers 5xx, and Svix redelivers until both are gone.
                 let objects = self.storage.delete_tenant(tenant_id).await?;

@@ -28,6 +28,7 @@ use super::{TenantRegistry, connection::RequestTransaction};
 use crate::{
     entities::{billing_account, tenant, user},
     error::ApiError,
+    events::{self, Bus, Notice},
 };
 
 /// `created_by_user_id` of rows the sync writes.
@@ -146,6 +147,9 @@ pub type DeletedRows = Vec<(&'static str, u64)>;
 pub struct TenantAdmin {
     txn: RequestTransaction,
     tenant_id: Option<String>,
+    bus: Bus,
+    /// Notices to deliver once committed (SQLite; PostgreSQL sends them with the commit).
+    pending: std::sync::Mutex<Vec<Notice>>,
 }
 
 impl TenantAdmin {
@@ -159,13 +163,34 @@ impl TenantAdmin {
         Ok(TenantAdmin {
             txn,
             tenant_id: tenant.map(str::to_owned),
+            bus: tenants.bus().clone(),
+            pending: std::sync::Mutex::default(),
         })
     }
 
-    /// Makes the work durable. Dropping the handle instead rolls it back.
+    /// Makes the work durable, and its published notices heard. Dropping the handle instead
+    /// rolls both back.
     pub async fn commit(self) -> Result<(), ApiError> {
         self.txn.commit().await?;
+        let pending = self.pending.into_inner().unwrap_or_else(|e| e.into_inner());
+        for notice in pending {
+            self.bus.deliver(notice);
+        }
         Ok(())
+    }
+
+    /// Publishes `notice` with this work: every instance hears it if, and once, the work
+    /// commits. On PostgreSQL one `pg_notify` statement in the transaction.
+    pub async fn publish(&self, notice: Notice) -> Result<(), DbErr> {
+        if self.bus.publishes_in_transaction() {
+            events::notify(&self.txn, &notice).await
+        } else {
+            self.pending
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(notice);
+            Ok(())
+        }
     }
 
     fn tenant(&self) -> Result<&str, ApiError> {

@@ -8,12 +8,13 @@
 //! [`ScopedDb::begin`]: super::ScopedDb::begin
 //! [`TenantAdmin::begin`]: super::TenantAdmin::begin
 
-use sea_orm::{DatabaseConnection, DbErr, EntityTrait, sea_query::OnConflict};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, sea_query::OnConflict};
 
 use super::{TenantContext, TenantKind, connection::RequestTransaction};
 use crate::{
     entities::tenant,
     error::{ApiError, Unauthorized},
+    events::Bus,
 };
 
 #[derive(Clone)]
@@ -21,13 +22,16 @@ pub struct TenantRegistry {
     db: DatabaseConnection,
     /// Tenants already registered by this process.
     seen: moka::sync::Cache<String, ()>,
+    /// Where system work publishes what other instances must hear about.
+    bus: Bus,
 }
 
 impl TenantRegistry {
-    pub fn new(db: DatabaseConnection) -> TenantRegistry {
+    pub fn new(db: DatabaseConnection, bus: Bus) -> TenantRegistry {
         TenantRegistry {
             db,
             seen: moka::sync::Cache::new(100_000),
+            bus,
         }
     }
 
@@ -36,7 +40,12 @@ impl TenantRegistry {
         TenantRegistry {
             db,
             seen: self.seen.clone(),
+            bus: self.bus.clone(),
         }
+    }
+
+    pub(super) fn bus(&self) -> &Bus {
+        &self.bus
     }
 
     /// Opens a transaction confined to `tenant` (on PostgreSQL, `app.tenant_id` is set for
@@ -55,23 +64,34 @@ impl TenantRegistry {
         if self.seen.contains_key(&ctx.tenant_id) {
             return Ok(());
         }
-        if super::lifecycle::is_deleted_tenant(&self.db, &ctx.tenant_id).await? {
+        // In a transaction of its own, for its retry on a dead pooled connection: a miss is
+        // common right after a lost connection, when every instance forgets its tenants.
+        let txn = self.transaction(None).await?;
+        if super::lifecycle::is_deleted_tenant(&txn, &ctx.tenant_id).await? {
             return Err(ApiError::Unauthorized(Unauthorized::invalid(
                 "the workspace of this token has been deleted",
             )));
         }
-        upsert_tenant(&self.db, ctx).await?;
+        upsert_tenant(&txn, ctx).await?;
+        txn.commit().await?;
         self.seen.insert(ctx.tenant_id.clone(), ());
         Ok(())
     }
 
-    /// Forgets a tenant (after its deletion), so its next request checks the tombstone.
-    pub(super) fn forget(&self, tenant_id: &str) {
+    /// Forgets a tenant (after its deletion, here or on another instance), so its next
+    /// request checks the tombstone.
+    pub fn forget(&self, tenant_id: &str) {
         self.seen.invalidate(tenant_id);
+    }
+
+    /// Forgets every tenant (events may have been missed): each one's next request checks
+    /// its tombstone again.
+    pub fn forget_all(&self) {
+        self.seen.invalidate_all();
     }
 }
 
-async fn upsert_tenant(db: &DatabaseConnection, ctx: &TenantContext) -> Result<(), DbErr> {
+async fn upsert_tenant(db: &impl ConnectionTrait, ctx: &TenantContext) -> Result<(), DbErr> {
     let now = chrono::Utc::now();
     let row = tenant::ActiveModel {
         id: sea_orm::Set(ctx.tenant_id.clone()),
