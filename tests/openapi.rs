@@ -117,7 +117,10 @@ async fn not_blank_texts_share_one_pattern() {
 async fn operation_ids_are_unique_verb_resource_names() {
     let document: serde_json::Value =
         serde_json::from_str(&resonance_api::openapi::document_json()).unwrap();
-    let verbs = ["list", "get", "create", "update", "delete", "receive"];
+    // `stream`: a Server-Sent Events stream (`streamEvents`).
+    let verbs = [
+        "list", "get", "create", "update", "delete", "receive", "stream",
+    ];
     let mut seen = std::collections::BTreeMap::new();
     for (path, item) in document["paths"].as_object().unwrap() {
         for (method, operation) in item.as_object().unwrap() {

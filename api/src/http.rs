@@ -273,7 +273,7 @@ pub const EXPOSED_HEADERS: [&str; 13] = [
 ];
 
 /// Request headers a browser client may send (beyond the CORS-safelisted ones).
-pub const ALLOWED_HEADERS: [&str; 7] = [
+pub const ALLOWED_HEADERS: [&str; 8] = [
     "authorization",
     "content-type",
     "if-match",
@@ -281,6 +281,8 @@ pub const ALLOWED_HEADERS: [&str; 7] = [
     "idempotency-key",
     "x-request-id",
     "range",
+    // A fetch-based SSE reader resuming `GET /v1/events`.
+    "last-event-id",
 ];
 
 /// Methods a browser client may use: every method the API serves (a test checks them against

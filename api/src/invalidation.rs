@@ -72,6 +72,8 @@ impl Caches {
             Notice::SubscriptionChanged { tenant_id } => {
                 self.limits.forget_subscription(tenant_id).await;
             }
+            // Changes of resources cache nothing here; the event streams read them.
+            Notice::Logged { .. } => {}
             Notice::Resync => {
                 self.tenants.forget_all();
                 self.auth.forget_all_tokens();

@@ -38,6 +38,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
         routes::members::MembersApi::openapi(),
         routes::usage::UsageApi::openapi(),
         routes::billing::BillingApi::openapi(),
+        routes::events::EventsApi::openapi(),
         routes::webhooks::WebhooksApi::openapi(),
     ] {
         document.merge(resource);

@@ -10,6 +10,7 @@ mod m20260101_000004_directory;
 mod m20261125_000005_usage;
 mod m20261125_000006_idempotency;
 mod m20261204_000007_billing;
+mod m20261204_000008_events;
 pub mod rls;
 
 pub struct Migrator;
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000005_usage::Migration),
             Box::new(m20261125_000006_idempotency::Migration),
             Box::new(m20261204_000007_billing::Migration),
+            Box::new(m20261204_000008_events::Migration),
         ]
     }
 }

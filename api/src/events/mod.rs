@@ -39,6 +39,9 @@ pub enum Notice {
     MembershipChanged { tenant_id: String, user_id: String },
     /// A workspace's subscription (so its plan) changed.
     SubscriptionChanged { tenant_id: String },
+    /// A row was added to a workspace's event log (`GET /v1/events`); streams read its body
+    /// from the log, so the payload stays far below `NOTIFY`'s 8000 bytes.
+    Logged { tenant_id: String, id: i64 },
     /// Not published: notices may have been missed; drop everything cached for tenants.
     Resync,
 }
@@ -95,6 +98,56 @@ impl Bus {
         // No subscriber is not an error: nothing is cached yet.
         let _ = self.sender.send(notice);
     }
+}
+
+/// A change of a workspace's resource, for its event log and `GET /v1/events`.
+#[derive(Debug, Clone)]
+pub struct ResourceEvent {
+    /// `task.created`, `project.deleted`, …
+    pub event_type: &'static str,
+    pub resource_id: String,
+    /// The resource's version after the change; none for deletes.
+    pub version: Option<i64>,
+    /// The resource as the REST API returns it; none for deletes.
+    pub body: Option<serde_json::Value>,
+}
+
+impl ResourceEvent {
+    /// A created or updated resource.
+    pub fn changed(
+        event_type: &'static str,
+        resource_id: impl ToString,
+        version: impl Into<i64>,
+        body: &impl Serialize,
+    ) -> ResourceEvent {
+        ResourceEvent {
+            event_type,
+            resource_id: resource_id.to_string(),
+            version: Some(version.into()),
+            body: serde_json::to_value(body).ok(),
+        }
+    }
+
+    /// A deleted resource.
+    pub fn deleted(event_type: &'static str, resource_id: impl ToString) -> ResourceEvent {
+        ResourceEvent {
+            event_type,
+            resource_id: resource_id.to_string(),
+            version: None,
+            body: None,
+        }
+    }
+}
+
+/// A row of the event log, as read back.
+#[derive(Debug, Clone, sea_orm::FromQueryResult)]
+pub struct LoggedEvent {
+    pub id: i64,
+    pub tenant_id: String,
+    pub event_type: String,
+    pub resource_id: String,
+    pub version: Option<i64>,
+    pub body: Option<String>,
 }
 
 /// Publishes `notice` in the open PostgreSQL transaction `txn`: one statement, delivered to

@@ -14,6 +14,7 @@ use uuid::Uuid;
 use crate::{
     entities::{generation, voice},
     error::{ApiError, FieldError, ProblemDetails},
+    events::ResourceEvent,
     limits::quota,
     rest::{self, ListPage, Page},
     routes::audio,
@@ -340,7 +341,8 @@ async fn synthesize_and_store(
             row.duration_ms = Set(None);
             row.sample_rate = Set(None);
             let db = ScopedDb::begin(&state.tenants, ctx).await?;
-            db.insert(row).await?;
+            let failed = db.insert(row).await?;
+            db.publish(generation_created(&failed)).await?;
             db.commit().await?;
             return Err(ApiError::BadGateway {
                 detail: format!(
@@ -362,6 +364,7 @@ async fn synthesize_and_store(
     let record = async {
         let db = ScopedDb::begin(&state.tenants, ctx).await?;
         let created = db.insert(row).await?;
+        db.publish(generation_created(&created)).await?;
         db.commit().await?;
         Ok::<_, ApiError>(created)
     };
@@ -458,6 +461,8 @@ pub async fn delete(
     }
     db.delete(generation::Entity::delete_many().filter(generation::Column::Id.eq(current.id)))
         .await?;
+    db.publish(ResourceEvent::deleted("generation.deleted", current.id))
+        .await?;
     db.commit().await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -505,4 +510,14 @@ pub async fn audio(
         &format!("{}.{}", found.id, found.format),
     )
     .await
+}
+
+/// Generations never change, so they have no version: theirs is always 1.
+fn generation_created(created: &generation::Model) -> ResourceEvent {
+    ResourceEvent::changed(
+        "generation.created",
+        created.id,
+        1,
+        &Generation::from(created.clone()),
+    )
 }

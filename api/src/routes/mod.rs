@@ -8,6 +8,7 @@ use actix_web::web;
 pub mod audio;
 pub mod billing;
 pub mod docs;
+pub mod events;
 pub mod generations;
 pub mod health;
 pub mod me;
@@ -33,6 +34,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         generations::configure,
         usage::configure,
         billing::configure,
+        events::configure,
     ] {
         resource(cfg);
     }

@@ -10,6 +10,7 @@ use uuid::Uuid;
 use crate::{
     entities::{project, task},
     error::{ApiError, FieldError, ProblemDetails},
+    events::ResourceEvent,
     rest::{self, ListPage, Page, Precondition},
     state::AppState,
     tenant::{TenantContext, permissions, scoped::ScopedDb},
@@ -148,6 +149,14 @@ pub async fn create(
             ..Default::default()
         })
         .await?;
+    let body = Project::from(created.clone());
+    db.publish(ResourceEvent::changed(
+        "project.created",
+        created.id,
+        created.version,
+        &body,
+    ))
+    .await?;
     db.commit().await?;
     Ok(rest::created(
         format!("/v1/projects/{}", created.id),
@@ -246,6 +255,14 @@ pub async fn update(
         changes.name = Set(name);
     }
     let updated = rest::update_at(&db, changes, current.version).await?;
+    let body = Project::from(updated.clone());
+    db.publish(ResourceEvent::changed(
+        "project.updated",
+        updated.id,
+        updated.version,
+        &body,
+    ))
+    .await?;
     db.commit().await?;
     Ok(rest::with_etag(
         HttpResponse::Ok().json(Project::from(updated.clone())),
@@ -279,6 +296,9 @@ pub async fn delete(
     db.delete(task::Entity::delete_many().filter(task::Column::ProjectId.eq(current.id)))
         .await?;
     rest::delete_at::<project::Entity>(&db, current.id, current.version).await?;
+    // Its tasks went too: clients drop the project's tasks on this event.
+    db.publish(ResourceEvent::deleted("project.deleted", current.id))
+        .await?;
     db.commit().await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -10,6 +10,7 @@ use uuid::Uuid;
 use crate::{
     entities::{project, task},
     error::{ApiError, FieldError, ProblemDetails},
+    events::ResourceEvent,
     rest::{self, Page, PageRequest, Precondition, nullable},
     state::AppState,
     tenant::{TenantContext, permissions, scoped::ScopedDb},
@@ -318,6 +319,14 @@ pub async fn create(
             ..Default::default()
         })
         .await?;
+    let body = Task::from(created.clone());
+    db.publish(ResourceEvent::changed(
+        "task.created",
+        created.id,
+        created.version,
+        &body,
+    ))
+    .await?;
     db.commit().await?;
     Ok(rest::created(
         format!("/v1/tasks/{}", created.id),
@@ -440,6 +449,14 @@ pub async fn update(
         _ => {}
     }
     let updated = rest::update_at(&db, changes, current.version).await?;
+    let body = Task::from(updated.clone());
+    db.publish(ResourceEvent::changed(
+        "task.updated",
+        updated.id,
+        updated.version,
+        &body,
+    ))
+    .await?;
     db.commit().await?;
     Ok(rest::with_etag(
         HttpResponse::Ok().json(Task::from(updated.clone())),
@@ -470,6 +487,8 @@ pub async fn delete(
     let precondition = Precondition::from_request(&req);
     let db = ScopedDb::begin(&state.tenants, &ctx).await?;
     rest::delete_versioned::<task::Entity>(&db, *id, precondition).await?;
+    db.publish(ResourceEvent::deleted("task.deleted", *id))
+        .await?;
     db.commit().await?;
     Ok(HttpResponse::NoContent().finish())
 }

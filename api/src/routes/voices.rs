@@ -17,6 +17,7 @@ use uuid::Uuid;
 use crate::{
     entities::voice,
     error::{ApiError, FieldError, ProblemDetails},
+    events::ResourceEvent,
     limits::quota,
     rest::{self, Page, PageRequest, Precondition, nullable},
     routes::audio,
@@ -681,6 +682,14 @@ pub async fn create(
         let db = ScopedDb::begin(&state.tenants, &ctx).await?;
         quota::check_custom_voice_allowance(&db, &plan).await?;
         let created = db.insert(row).await?;
+        let body = Voice::from(created.clone());
+        db.publish(ResourceEvent::changed(
+            "voice.created",
+            created.id,
+            created.version,
+            &body,
+        ))
+        .await?;
         db.commit().await?;
         Ok::<_, ApiError>(created)
     };
@@ -793,6 +802,14 @@ pub async fn update(
     changes.language = Set(new_language);
     changes.gender = Set(new_gender);
     let updated = rest::update_at(&db, changes, current.version).await?;
+    let body = Voice::from(updated.clone());
+    db.publish(ResourceEvent::changed(
+        "voice.updated",
+        updated.id,
+        updated.version,
+        &body,
+    ))
+    .await?;
     db.commit().await?;
     Ok(rest::with_etag(
         HttpResponse::Ok().json(Voice::from(updated.clone())),
@@ -828,6 +845,8 @@ pub async fn delete(
         state.speech.storage.delete(key).await?;
     }
     rest::delete_at::<voice::Entity>(&db, current.id, current.version).await?;
+    db.publish(ResourceEvent::deleted("voice.deleted", current.id))
+        .await?;
     db.commit().await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -44,6 +44,11 @@ impl TenantRegistry {
         }
     }
 
+    /// Notices this instance hears (event streams follow their workspace's log with them).
+    pub fn subscribe_events(&self) -> tokio::sync::broadcast::Receiver<crate::events::Notice> {
+        self.bus.subscribe()
+    }
+
     pub(super) fn bus(&self) -> &Bus {
         &self.bus
     }

@@ -13,11 +13,12 @@
 //! - Entities whose rows may be shared (`tenant_id` NULL, e.g. system voices) opt in with
 //!   [`TenantOwned::SHARED_ROWS`]: reads then also see shared rows, writes never touch them.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::Mutex};
 
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, DbErr, DeleteMany, EntityTrait, IntoActiveModel,
-    PaginatorTrait, QueryFilter, Select, Set,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, DeleteMany,
+    EntityTrait, FromQueryResult, IntoActiveModel, PaginatorTrait, QueryFilter, Select, Set,
+    Statement, Value,
     sea_query::{Expr, ExprTrait, OnConflict},
 };
 
@@ -25,6 +26,7 @@ use super::{TenantContext, TenantRegistry, connection::RequestTransaction};
 use crate::{
     entities::{TenantOwned, usage, user},
     error::ApiError,
+    events::{self, Bus, LoggedEvent, Notice, ResourceEvent},
 };
 
 /// One request's database work, confined to one tenant.
@@ -32,6 +34,9 @@ pub struct ScopedDb {
     txn: RequestTransaction,
     tenant_id: String,
     principal: String,
+    bus: Bus,
+    /// Event notices to hand to this process's bus after the commit (SQLite).
+    pending: Mutex<Vec<Notice>>,
 }
 
 impl ScopedDb {
@@ -47,6 +52,8 @@ impl ScopedDb {
             txn,
             tenant_id: ctx.tenant_id.clone(),
             principal: ctx.principal.clone(),
+            bus: tenants.bus().clone(),
+            pending: Mutex::new(vec![]),
         })
     }
 
@@ -59,6 +66,143 @@ impl ScopedDb {
     /// Makes the request's writes durable. Dropping the handle instead rolls them back.
     pub async fn commit(self) -> Result<(), ApiError> {
         self.txn.commit().await?;
+        let pending = self.pending.into_inner().unwrap_or_else(|e| e.into_inner());
+        for notice in pending {
+            self.bus.deliver(notice);
+        }
+        Ok(())
+    }
+
+    /// Logs `event` in this workspace's event log with the request's writes, and makes every
+    /// instance hear of it once they commit. One statement: on PostgreSQL the INSERT and its
+    /// `pg_notify` (id and tenant only) go together in one CTE.
+    pub async fn publish(&self, event: ResourceEvent) -> Result<(), DbErr> {
+        let backend = self.txn.get_database_backend();
+        let body = event.body.map(|b| b.to_string());
+        let values: Vec<Value> = vec![
+            self.tenant_id.clone().into(),
+            event.event_type.into(),
+            event.resource_id.into(),
+            event.version.into(),
+            body.into(),
+            self.principal.clone().into(),
+            chrono::Utc::now().into(),
+        ];
+        if backend == DbBackend::Postgres {
+            let mut values = values;
+            values.push(events::CHANNEL.into());
+            self.txn
+                .execute_raw(Statement::from_sql_and_values(
+                    backend,
+                    "WITH e AS (INSERT INTO events (tenant_id, event_type, resource_id, version, \
+                     body, created_by_user_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                     RETURNING id, tenant_id) SELECT pg_notify($8, json_build_object('type', \
+                     'logged', 'tenant_id', e.tenant_id, 'id', e.id)::text) FROM e",
+                    values,
+                ))
+                .await?;
+            return Ok(());
+        }
+        let row = self
+            .txn
+            .query_one_raw(Statement::from_sql_and_values(
+                backend,
+                "INSERT INTO events (tenant_id, event_type, resource_id, version, body, \
+                 created_by_user_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                values,
+            ))
+            .await?
+            .ok_or(DbErr::RecordNotInserted)?;
+        let id: i64 = row.try_get("", "id")?;
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Notice::Logged {
+                tenant_id: self.tenant_id.clone(),
+                id,
+            });
+        Ok(())
+    }
+
+    /// This workspace's logged events after `after`, oldest first, at most `limit`.
+    pub async fn events_after(&self, after: i64, limit: u64) -> Result<Vec<LoggedEvent>, DbErr> {
+        let backend = self.txn.get_database_backend();
+        let sql = match backend {
+            DbBackend::Postgres => {
+                "SELECT id, tenant_id, event_type, resource_id, version, body FROM events \
+                 WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT $3"
+            }
+            _ => {
+                "SELECT id, tenant_id, event_type, resource_id, version, body FROM events \
+                 WHERE tenant_id = ? AND id > ? ORDER BY id LIMIT ?"
+            }
+        };
+        LoggedEvent::find_by_statement(Statement::from_sql_and_values(
+            backend,
+            sql,
+            [
+                self.tenant_id.clone().into(),
+                after.into(),
+                (limit as i64).into(),
+            ],
+        ))
+        .all(&self.txn)
+        .await
+    }
+
+    /// The id of this workspace's newest logged event, if any.
+    pub async fn last_event_id(&self) -> Result<Option<i64>, DbErr> {
+        let backend = self.txn.get_database_backend();
+        let sql = match backend {
+            DbBackend::Postgres => "SELECT MAX(id) AS id FROM events WHERE tenant_id = $1",
+            _ => "SELECT MAX(id) AS id FROM events WHERE tenant_id = ?",
+        };
+        let row = self
+            .txn
+            .query_one_raw(Statement::from_sql_and_values(
+                backend,
+                sql,
+                [self.tenant_id.clone().into()],
+            ))
+            .await?;
+        Ok(match row {
+            Some(row) => row.try_get::<Option<i64>>("", "id")?,
+            None => None,
+        })
+    }
+
+    /// Whether this workspace's log still holds event `id`.
+    pub async fn event_exists(&self, id: i64) -> Result<bool, DbErr> {
+        let backend = self.txn.get_database_backend();
+        let sql = match backend {
+            DbBackend::Postgres => "SELECT id FROM events WHERE tenant_id = $1 AND id = $2",
+            _ => "SELECT id FROM events WHERE tenant_id = ? AND id = ?",
+        };
+        Ok(self
+            .txn
+            .query_one_raw(Statement::from_sql_and_values(
+                backend,
+                sql,
+                [self.tenant_id.clone().into(), id.into()],
+            ))
+            .await?
+            .is_some())
+    }
+
+    /// Deletes this workspace's logged events older than `before`.
+    pub async fn purge_events(&self, before: chrono::DateTime<chrono::Utc>) -> Result<(), DbErr> {
+        let backend = self.txn.get_database_backend();
+        let sql = match backend {
+            DbBackend::Postgres => "DELETE FROM events WHERE tenant_id = $1 AND created_at < $2",
+            _ => "DELETE FROM events WHERE tenant_id = ? AND created_at < ?",
+        };
+        self.txn
+            .execute_raw(Statement::from_sql_and_values(
+                backend,
+                sql,
+                [self.tenant_id.clone().into(), before.into()],
+            ))
+            .await?;
         Ok(())
     }
 

@@ -16,6 +16,23 @@ export type Member = components["schemas"]["Member"];
 
 export type ResonanceClient = Client<paths>;
 
+/**
+ * The `data` of an event of `GET /v1/events` (`streamEvents`, Server-Sent Events; see "Live
+ * events" in the README). `EventSource` cannot send `Authorization`: read the stream with a
+ * fetch-based reader such as `@microsoft/fetch-event-source`, and reconnect with a fresh token
+ * and `Last-Event-ID` when it ends. `event: resync` (data `{}`) means events were missed:
+ * refetch.
+ */
+export interface ResourceEventData<T = Task | Project | Voice | Generation> {
+  /** The resource's id. */
+  id: string;
+  tenant_id: string;
+  /** The resource's version after the change; null for deletes. */
+  version: number | null;
+  /** The resource as the REST API returns it; absent for deletes. */
+  resource?: T;
+}
+
 export interface ResonanceClientOptions extends Omit<ClientOptions, "baseUrl"> {
   /** The API's origin, e.g. `https://api.example.com` (no trailing `/v1`). */
   baseUrl: string;

@@ -106,6 +106,33 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Stream the workspace's changes as Server-Sent Events.
+         * @description Events: `task.created|updated|deleted`, `project.created|updated|deleted`,
+         *     `voice.created|updated|deleted`, `generation.created|deleted`, each with `id:` (send the
+         *     last one in `Last-Event-ID` to resume) and `data:` `{"id", "tenant_id", "version",
+         *     "resource"}` (`resource` as the REST API returns it; absent, and `version` null, for
+         *     deletes). Only types the caller may read are sent. `event: resync` says events were missed
+         *     (the id is older than the retention of 10 minutes, or unknown): refetch. A `: keep-alive`
+         *     comment comes every 15 s; the stream ends after 10 minutes, when the workspace is deleted,
+         *     or when the client does not keep up; reconnect with `Last-Event-ID`.
+         */
+        get: operations["streamEvents"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/generations": {
         parameters: {
             query?: never;
@@ -1581,6 +1608,128 @@ export interface operations {
                     /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
                     "RateLimit-Policy"?: string;
                     /** @description Seconds to wait before retrying (not with billing_not_configured) */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    streamEvents: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The id of the last event received, to resume after it */
+                "Last-Event-ID"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description An endless stream of events */
+            200: {
+                headers: {
+                    /** @description no-cache */
+                    "Cache-Control"?: string;
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    /** @description no: proxies must not buffer the stream */
+                    "X-Accel-Buffering"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": string;
+                };
+            };
+            /** @description Malformed request: body, path or query */
+            400: {
+                headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description No valid token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Needs a read permission of at least one resource (org:tasks:read, org:projects:read, org:voices:read or org:generations:read) */
+            403: {
+                headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description `rate_limited`: the workspace is over its plan's request rate; retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Request line and headers larger than 16 KiB together */
+            431: {
+                headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Server fault; quote the request id */
+            500: {
+                headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Temporarily unavailable: the token could not be verified (Clerk unreachable) or the database is unreachable */
+            503: {
+                headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    /** @description Seconds to wait before retrying */
                     "Retry-After"?: number;
                     [name: string]: unknown;
                 };
