@@ -38,6 +38,7 @@ pub const SYSTEM_PRINCIPAL: &str = "system:clerk-webhook";
 /// for it. A test compares this list with the schema (every table with a `tenant_id` column),
 /// so a new tenant-owned table cannot be forgotten here.
 pub const TENANT_OWNED_TABLES: &[&str] = &[
+    "events",
     "billing_accounts",
     "idempotency_keys",
     "generations",
