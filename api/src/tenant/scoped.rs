@@ -29,6 +29,9 @@ use crate::{
     events::{self, Bus, LoggedEvent, Notice, ResourceEvent},
 };
 
+/// The first key of the per-workspace advisory lock that orders event log writes (`EVNT`).
+const EVENT_LOG_LOCK: i32 = 0x4556_4e54;
+
 /// One request's database work, confined to one tenant.
 pub struct ScopedDb {
     txn: RequestTransaction,
@@ -75,7 +78,8 @@ impl ScopedDb {
 
     /// Logs `event` in this workspace's event log with the request's writes, and makes every
     /// instance hear of it once they commit. One statement: on PostgreSQL the INSERT and its
-    /// `pg_notify` (id and tenant only) go together in one CTE.
+    /// `pg_notify` (id and tenant only) go together in one CTE. Call it last, just before
+    /// [`ScopedDb::commit`]: it locks the workspace's log until the commit.
     pub async fn publish(&self, event: ResourceEvent) -> Result<(), DbErr> {
         let backend = self.txn.get_database_backend();
         let body = event.body.map(|b| b.to_string());
@@ -91,13 +95,19 @@ impl ScopedDb {
         if backend == DbBackend::Postgres {
             let mut values = values;
             values.push(events::CHANNEL.into());
+            // Until the commit, one writer of the workspace's log at a time: its ids then
+            // increase in commit order, so a stream reading "after the last id sent" can never
+            // skip a row that commits late. The two-key form keeps clear of the synthesis
+            // slots' one-key locks; the lock is held only from this last statement to COMMIT.
+            values.push(EVENT_LOG_LOCK.into());
             self.txn
                 .execute_raw(Statement::from_sql_and_values(
                     backend,
-                    "WITH e AS (INSERT INTO events (tenant_id, event_type, resource_id, version, \
-                     body, created_by_user_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
-                     RETURNING id, tenant_id) SELECT pg_notify($8, json_build_object('type', \
-                     'logged', 'tenant_id', e.tenant_id, 'id', e.id)::text) FROM e",
+                    "WITH l AS (SELECT pg_advisory_xact_lock($9, hashtext($1))), \
+                     e AS (INSERT INTO events (tenant_id, event_type, resource_id, version, \
+                     body, created_by_user_id, created_at) SELECT $1, $2, $3, $4, $5, $6, $7 \
+                     FROM l RETURNING id, tenant_id) SELECT pg_notify($8, json_build_object(\
+                     'type', 'logged', 'tenant_id', e.tenant_id, 'id', e.id)::text) FROM e",
                     values,
                 ))
                 .await?;
