@@ -371,3 +371,27 @@ async fn concurrent_changes_on_several_instances_all_reach_a_stream() {
     received.sort();
     assert_eq!(received, expected);
 }
+
+/// A stream outlives neither its token nor a revocation: it ends at the token's `exp`.
+#[tokio::test]
+async fn a_stream_ends_when_its_token_expires() {
+    let app = TestApp::spawn().await;
+    let mut spec = admin("org_acme");
+    spec.lifetime_secs = 2;
+    let token = app.token(spec);
+    let mut stream = open(&app, &token, None).await;
+    let opened = Instant::now();
+    let ended = tokio::time::timeout(Duration::from_secs(6), async {
+        while let Ok(Some(_)) = stream.response.chunk().await {}
+    })
+    .await;
+    assert!(
+        ended.is_ok(),
+        "the stream is still open 6 s after it opened"
+    );
+    assert!(
+        opened.elapsed() >= Duration::from_millis(500),
+        "ended before the token expired: {:?}",
+        opened.elapsed()
+    );
+}

@@ -157,10 +157,13 @@ impl MachineVerifier {
             None => self.ttl,
         };
         match context_for(&body, kind) {
-            Ok(ctx) => Ok(Cached {
-                verdict: Verdict::Accepted(Arc::new(ctx)),
-                lifetime,
-            }),
+            Ok(mut ctx) => {
+                ctx.expires_at = body.expiration.map(|ms| ms.div_euclid(1000));
+                Ok(Cached {
+                    verdict: Verdict::Accepted(Arc::new(ctx)),
+                    lifetime,
+                })
+            }
             Err(why) => Ok(refused(why)),
         }
     }

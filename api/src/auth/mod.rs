@@ -488,6 +488,7 @@ mod tests {
             token_kind: TokenKind::SessionToken,
             principal: format!("user_2y{i:024}"),
             subscribed_plan: None,
+            expires_at: None,
         }
     }
 

@@ -217,11 +217,12 @@ impl SessionVerifier {
             ));
         }
 
-        let ctx = match jwt_type {
+        let mut ctx = match jwt_type {
             JwtType::AccessToken => access_token_context(sub, &claims)?,
             JwtType::Session if sub.starts_with("mch_") => machine_jwt_context(sub, &claims)?,
             JwtType::Session => session_context(sub, claims, self.kind),
         };
+        ctx.expires_at = Some(exp);
         Ok(Verified { ctx, exp })
     }
 }
@@ -242,6 +243,7 @@ fn personal(user: String, kind: TokenKind, permissions: BTreeSet<String>) -> Ten
         token_kind: kind,
         principal: user,
         subscribed_plan: None,
+        expires_at: None,
     }
 }
 
@@ -301,6 +303,7 @@ fn session_context(sub: String, claims: Claims, kind: TokenKind) -> TenantContex
                 token_kind: kind,
                 principal: sub,
                 subscribed_plan: None,
+                expires_at: None,
             }
         }
     };
@@ -388,6 +391,7 @@ pub(crate) fn machine_in_org(
         token_kind: kind,
         principal,
         subscribed_plan: None,
+        expires_at: None,
     }
 }
 

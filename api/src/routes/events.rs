@@ -24,8 +24,8 @@ use crate::{
 
 /// Between heartbeat comments (proxies close idle connections).
 const HEARTBEAT: Duration = Duration::from_secs(15);
-/// The longest a stream stays open. Tokens carry no expiry the API keeps, so a stream is
-/// closed after this and the client reconnects with a fresh token and `Last-Event-ID`.
+/// The longest a stream stays open, even for a token that lives longer (or names no expiry):
+/// the client reconnects with a fresh token and `Last-Event-ID`.
 pub const MAX_STREAM: Duration = Duration::from_secs(10 * 60);
 /// How long the log keeps events: a client away for longer gets `resync`.
 pub const RETENTION: Duration = Duration::from_secs(10 * 60);
@@ -91,8 +91,9 @@ pub struct EventsApi;
 /// "resource"}` (`resource` as the REST API returns it; absent, and `version` null, for
 /// deletes). Only types the caller may read are sent. `event: resync` says events were missed
 /// (the id is older than the retention of 10 minutes, or unknown): refetch. A `: keep-alive`
-/// comment comes every 15 s; the stream ends after 10 minutes, when the workspace is deleted,
-/// or when the client does not keep up; reconnect with `Last-Event-ID`.
+/// comment comes every 15 s; the stream ends when the token expires (after 10 minutes at the
+/// latest), when the workspace is deleted, or when the client does not keep up; reconnect
+/// with a fresh token and `Last-Event-ID`.
 #[utoipa::path(
     get, path = "/v1/events", tag = "events", operation_id = "streamEvents",
     security(("bearer" = [])),
@@ -144,7 +145,12 @@ pub async fn stream_events(
         {
             return;
         }
-        let deadline = tokio::time::sleep(MAX_STREAM);
+        // A stream lasts as long as its token, and MAX_STREAM at the most.
+        let lifetime = ctx.expires_at.map_or(MAX_STREAM, |exp| {
+            let left = (exp - chrono::Utc::now().timestamp()).max(0);
+            MAX_STREAM.min(Duration::from_secs(left as u64))
+        });
+        let deadline = tokio::time::sleep(lifetime);
         tokio::pin!(deadline);
         let mut heartbeat =
             tokio::time::interval_at(tokio::time::Instant::now() + HEARTBEAT, HEARTBEAT);

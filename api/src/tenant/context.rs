@@ -70,6 +70,10 @@ pub struct TenantContext {
     /// configured); set by the extractor, it wins over `plan` (see `limits::Limits::plan_for`).
     #[serde(skip)]
     pub subscribed_plan: Option<usize>,
+    /// When the token stops being valid (Unix seconds), when it says so: answers that outlive
+    /// one request, such as the event stream, end then.
+    #[serde(skip)]
+    pub expires_at: Option<i64>,
 }
 
 impl TenantContext {

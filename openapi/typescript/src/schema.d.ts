@@ -121,8 +121,9 @@ export interface paths {
          *     "resource"}` (`resource` as the REST API returns it; absent, and `version` null, for
          *     deletes). Only types the caller may read are sent. `event: resync` says events were missed
          *     (the id is older than the retention of 10 minutes, or unknown): refetch. A `: keep-alive`
-         *     comment comes every 15 s; the stream ends after 10 minutes, when the workspace is deleted,
-         *     or when the client does not keep up; reconnect with `Last-Event-ID`.
+         *     comment comes every 15 s; the stream ends when the token expires (after 10 minutes at the
+         *     latest), when the workspace is deleted, or when the client does not keep up; reconnect
+         *     with a fresh token and `Last-Event-ID`.
          */
         get: operations["streamEvents"];
         put?: never;
