@@ -6,11 +6,8 @@
 use std::sync::{Arc, Mutex};
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use base64::{Engine, engine::general_purpose::STANDARD};
-use hmac::{Hmac, Mac};
 use resonance_api::config::ConfigArgs;
 use serde_json::{Value, json};
-use sha2::Sha256;
 
 use crate::{Reply, TestApp, fixtures::now};
 
@@ -198,22 +195,16 @@ impl PolarStandIn {
 /// `v1,<base64 HMAC-SHA256>` over `{id}.{timestamp}.{body}`, keyed with `secret`'s UTF-8 bytes
 /// (Polar's `validateEvent`).
 pub fn sign(secret: &str, id: &str, timestamp: i64, body: &str) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
-    mac.update(format!("{id}.{timestamp}.{body}").as_bytes());
-    format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()))
+    // The same HMAC as Svix's; Polar keys it with the secret's UTF-8 bytes as they are.
+    format!(
+        "v1,{}",
+        crate::webhooks::sign_with(secret.as_bytes(), id, timestamp, body)
+    )
 }
 
 /// Posts `body` to `/webhooks/polar` with exactly these headers.
 pub async fn post_raw(app: &TestApp, headers: &[(&str, String)], body: &str) -> Reply {
-    let mut request = app
-        .client
-        .post(app.url("/webhooks/polar"))
-        .header("content-type", "application/json")
-        .body(body.to_owned());
-    for (name, value) in headers {
-        request = request.header(*name, value);
-    }
-    Reply::from(request.send().await.unwrap()).await
+    crate::webhooks::post_raw_to(app, "/webhooks/polar", headers, body).await
 }
 
 /// Delivers `event` as Polar would: signed now, with this `webhook-id`.

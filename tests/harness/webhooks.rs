@@ -28,11 +28,21 @@ pub async fn spawn_with_webhooks() -> TestApp {
     TestApp::spawn_with(|args| args.clerk_webhook_secret = Some(secret())).await
 }
 
-/// Posts `body` to the webhook endpoint with exactly these headers.
+/// Posts `body` to the Clerk webhook endpoint with exactly these headers.
 pub async fn post_raw(app: &TestApp, headers: &[(&str, String)], body: &str) -> Reply {
+    post_raw_to(app, "/webhooks/clerk", headers, body).await
+}
+
+/// Posts `body` to a webhook endpoint (`path`) with exactly these headers.
+pub async fn post_raw_to(
+    app: &TestApp,
+    path: &str,
+    headers: &[(&str, String)],
+    body: &str,
+) -> Reply {
     let mut request = app
         .client
-        .post(app.url("/webhooks/clerk"))
+        .post(app.url(path))
         .header("content-type", "application/json")
         .body(body.to_owned());
     for (name, value) in headers {

@@ -113,7 +113,13 @@ pub async fn stream_events(
 ) -> Result<HttpResponse, ApiError> {
     let prefixes = readable_prefixes(&ctx);
     if prefixes.is_empty() {
-        ctx.require(permissions::TASKS_READ)?;
+        // Any one read permission opens the stream; the answer names them all.
+        return Err(ApiError::Forbidden {
+            permission: permissions::TASKS_READ.to_owned(),
+            detail: "this stream needs a read permission: org:tasks:read, org:projects:read, \
+                     org:voices:read or org:generations:read"
+                .into(),
+        });
     }
     let last_event_id = req
         .headers()
