@@ -256,7 +256,7 @@ fn json_error(err: JsonPayloadError, limit: usize) -> ApiError {
 /// Headers a browser client may read from any response (CORS hides the others from
 /// `fetch()`). Some are not sent yet (rate limits, idempotent replays, character counts): they
 /// are listed now so clients can rely on them as soon as they are.
-pub const EXPOSED_HEADERS: [&str; 13] = [
+pub const EXPOSED_HEADERS: [&str; 15] = [
     "etag",
     "location",
     "retry-after",
@@ -270,6 +270,8 @@ pub const EXPOSED_HEADERS: [&str; 13] = [
     "ratelimit-policy",
     "idempotent-replayed",
     "x-character-count",
+    "x-generation-id",
+    "x-sample-rate",
 ];
 
 /// Request headers a browser client may send (beyond the CORS-safelisted ones).

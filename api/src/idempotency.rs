@@ -25,6 +25,9 @@
 //!   in between; a new key starts over). Not kept (the key is released, so a retry runs
 //!   again): 5xx, 429 (a transient refusal), a handler cancelled before it answered (the client
 //!   went away), and an answer larger than [`MAX_RESPONSE_BYTES`].
+//! - A streamed answer (a generation with `"stream": true`) is not kept byte for byte: the
+//!   key stays in progress until the generation is recorded, then a retry answers `303 See
+//!   Other` to it (succeeded or failed), with `idempotent-replayed: true`.
 //! - Expired rows of a workspace are purged by each new claim in that workspace (an indexed
 //!   delete on `(tenant_id, expires_at)`). A claim whose request never finishes (the process
 //!   died) expires after twice the synthesis timeout plus a minute, then the key is free again.
@@ -42,6 +45,7 @@ use chrono::Utc;
 use futures_util::{StreamExt, future::LocalBoxFuture};
 use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, Set, Unchanged};
 use sha2::{Digest, Sha256};
+use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use crate::{
@@ -206,13 +210,35 @@ where
         id,
         armed: true,
     };
-    let response = match next.call(req).await {
+    let mut response = match next.call(req).await {
         Ok(response) => response.map_into_boxed_body(),
         Err(err) => {
             pending.release().await;
             return Err(err);
         }
     };
+    let answer_later = response.response_mut().extensions_mut().remove::<AnswerLater>();
+    if let Some(AnswerLater(later)) = answer_later {
+        // A streamed answer: its body is not kept; what is kept is decided when its work
+        // ends, and until then a retry finds the key in progress.
+        pending.armed = false;
+        tokio::spawn(async move {
+            match later.await {
+                Ok(Some((status, headers))) => {
+                    pending.armed = true;
+                    if let Err(err) = pending.complete(status, &headers, &Bytes::new()).await {
+                        tracing::warn!(error = %err, "could not keep the answer of an idempotent request");
+                        pending.release().await;
+                    }
+                }
+                _ => {
+                    pending.armed = true;
+                    pending.release().await;
+                }
+            }
+        });
+        return Ok(response);
+    }
     // Errors are rendered now (as `request_context` would), so what is kept is what is sent.
     let request_id = response
         .request()
@@ -499,6 +525,11 @@ fn replay(req: ServiceRequest, row: row::Model) -> ServiceResponse<BoxBody> {
     response.insert_header((REPLAYED_HEADER, "true"));
     req.into_response(response.body(row.response_body.unwrap_or_default()))
 }
+
+/// Put in a response's extensions by a handler whose answer cannot be kept as sent (a
+/// streamed body): the answer to keep for retries once the work ends (status and
+/// headers, no body), or None to release the key.
+pub struct AnswerLater(pub oneshot::Receiver<Option<(StatusCode, Vec<(String, String)>)>>);
 
 /// A claimed key whose request is running.
 struct Pending {

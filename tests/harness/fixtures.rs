@@ -88,6 +88,99 @@ pub fn wav_facts(bytes: &[u8]) -> (u32, f64) {
     panic!("no data chunk");
 }
 
+/// What decoding audio found: the samples per second a player outputs and how long it lasts.
+#[derive(Debug, Clone, Copy)]
+pub struct Decoded {
+    pub sample_rate: u32,
+    pub seconds: f64,
+}
+
+/// Decodes a generation's audio in `format` (every packet, with real decoders: symphonia
+/// for mp3, flac and wav, libopus for Opus; `pcm` is raw 16-bit samples at `pcm_rate`).
+pub fn decode(format: &str, bytes: &[u8], pcm_rate: u32) -> Decoded {
+    match format {
+        "pcm" => {
+            assert_eq!(bytes.len() % 2, 0, "whole 16-bit samples");
+            Decoded {
+                sample_rate: pcm_rate,
+                seconds: bytes.len() as f64 / 2.0 / f64::from(pcm_rate),
+            }
+        }
+        "opus" => decode_ogg_opus(bytes),
+        _ => decode_with_symphonia(format, bytes),
+    }
+}
+
+fn decode_with_symphonia(extension: &str, bytes: &[u8]) -> Decoded {
+    use symphonia::core::{
+        codecs::DecoderOptions, errors::Error, formats::FormatOptions, io::MediaSourceStream,
+        meta::MetadataOptions, probe::Hint,
+    };
+    let source = MediaSourceStream::new(
+        Box::new(std::io::Cursor::new(bytes.to_vec())),
+        Default::default(),
+    );
+    let mut hint = Hint::new();
+    hint.with_extension(extension);
+    let probed = symphonia::default::get_probe()
+        .format(
+            &hint,
+            source,
+            &FormatOptions::default(),
+            &MetadataOptions::default(),
+        )
+        .unwrap_or_else(|e| panic!("{extension}: not a readable file: {e}"));
+    let mut reader = probed.format;
+    let track = reader.default_track().expect("an audio track").clone();
+    let mut decoder = symphonia::default::get_codecs()
+        .make(&track.codec_params, &DecoderOptions::default())
+        .unwrap_or_else(|e| panic!("{extension}: no decoder: {e}"));
+    let sample_rate = track.codec_params.sample_rate.expect("a sample rate");
+    let mut frames = 0u64;
+    loop {
+        match reader.next_packet() {
+            Ok(packet) if packet.track_id() == track.id => {
+                let decoded = decoder
+                    .decode(&packet)
+                    .unwrap_or_else(|e| panic!("{extension}: a packet does not decode: {e}"));
+                frames += decoded.frames() as u64;
+            }
+            Ok(_) => {}
+            Err(Error::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+            Err(e) => panic!("{extension}: reading packets failed: {e}"),
+        }
+    }
+    Decoded {
+        sample_rate,
+        seconds: frames as f64 / f64::from(sample_rate),
+    }
+}
+
+/// Ogg Opus (RFC 7845): every packet decoded at 48 kHz; the length is what the last page's
+/// granule position keeps after the pre-skip, checked against what really decoded.
+fn decode_ogg_opus(bytes: &[u8]) -> Decoded {
+    let mut reader = ogg::PacketReader::new(std::io::Cursor::new(bytes.to_vec()));
+    let head = reader.read_packet().expect("ogg").expect("an OpusHead packet");
+    assert_eq!(&head.data[..8], b"OpusHead");
+    let pre_skip = u64::from(u16::from_le_bytes([head.data[10], head.data[11]]));
+    let tags = reader.read_packet().expect("ogg").expect("an OpusTags packet");
+    assert_eq!(&tags.data[..8], b"OpusTags");
+    let mut decoder = opus::Decoder::new(48_000, opus::Channels::Mono).expect("an Opus decoder");
+    let mut pcm = vec![0i16; 5760];
+    let (mut decoded, mut granule) = (0u64, 0u64);
+    while let Some(packet) = reader.read_packet().expect("ogg pages") {
+        decoded += decoder
+            .decode(&packet.data, &mut pcm, false)
+            .expect("an Opus packet decodes") as u64;
+        granule = packet.absgp_page();
+    }
+    assert!(granule <= decoded, "granule {granule} beyond the {decoded} decoded samples");
+    Decoded {
+        sample_rate: 48_000,
+        seconds: granule.saturating_sub(pre_skip) as f64 / 48_000.0,
+    }
+}
+
 /// Fails the test unless espeak-ng is installed (the default speech provider runs it).
 pub fn require_espeak() {
     let found = std::env::var_os("PATH")

@@ -1,10 +1,22 @@
 //! `/v1/generations`: text turned into speech with a system or custom voice.
 //!
-//! Creation synthesizes synchronously (bounded by the synthesis timeout and the concurrency
-//! limits), stores the audio and answers 201. A failed synthesis is recorded as `failed` with
-//! its reason, leaves no audio object, and answers 502.
+//! Creation synthesizes (bounded by the synthesis timeout and the concurrency limits),
+//! encodes to the requested format, stores the audio and answers 201. With `"stream": true`
+//! it answers 200 with the audio as it is produced instead, and stores the same generation
+//! when synthesis ends, whether or not the client is still listening. A failed synthesis is
+//! recorded as `failed` with its reason and leaves no audio object; it answers 502 when
+//! nothing was sent yet, and cuts a stream short otherwise (the record says why).
 
-use actix_web::{HttpRequest, HttpResponse, http::header, web};
+use std::sync::Arc;
+
+use actix_web::{
+    HttpRequest, HttpResponse,
+    http::{StatusCode, header},
+    web,
+};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use tokio::sync::{mpsc, oneshot};
 use chrono::{DateTime, Utc};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Set};
 use serde::{Deserialize, Serialize};
@@ -18,7 +30,8 @@ use crate::{
     limits::quota,
     rest::{self, ListPage, Page},
     routes::audio,
-    speech::{OutputFormat, SpeechProvider, SynthesisRequest, storage::AudioStorage},
+    idempotency::AnswerLater,
+    speech::{OutputFormat, SpeechProvider, SynthesisRequest, encode, storage::AudioStorage},
     state::AppState,
     tenant::{TenantContext, permissions, scoped::ScopedDb},
 };
@@ -41,7 +54,7 @@ pub struct Generation {
     pub failure_reason: Option<String>,
     /// The provider that synthesized it (`espeak`, `openai-compatible`).
     pub provider: String,
-    /// `wav`, `mp3`, `opus` or `flac`.
+    /// `mp3`, `opus`, `flac`, `wav` or `pcm`.
     pub format: String,
     pub speed: f64,
     pub pitch: i32,
@@ -50,6 +63,7 @@ pub struct Generation {
     /// The audio's size in bytes.
     pub size_bytes: Option<i64>,
     pub duration_ms: Option<i64>,
+    /// Samples per second of the stored audio (for `pcm`, the only place it is said).
     pub sample_rate: Option<i32>,
     /// Streams the audio (supports `Range`); null for failed generations.
     pub audio_url: Option<String>,
@@ -104,9 +118,48 @@ pub struct CreateGeneration {
     /// non-zero pitch; others answer 422.
     #[schema(minimum = -50, maximum = 50)]
     pub pitch: Option<i32>,
-    /// Default `wav`. The espeak provider produces only `wav`; others answer 422.
+    /// Default `mp3`. `opus` is Ogg Opus; `pcm` is raw 16-bit little-endian mono samples at
+    /// `sample_rate`.
     pub format: Option<OutputFormat>,
+    /// Samples per second (default: the voice's own rate, for `opus` the next rate Opus
+    /// encodes at, 8, 12, 16, 24 or 48 kHz, which 22 050 and 44 100 are rounded up to).
+    pub sample_rate: Option<SampleRate>,
+    /// kbit/s for `mp3` (default 64) and `opus` (default 32); ignored by the lossless formats.
+    pub bitrate: Option<Bitrate>,
+    /// Answer `200` with the audio while it is produced (chunked) instead of `201` with the
+    /// record once it is stored. The generation is stored either way.
+    pub stream: Option<bool>,
 }
+
+/// A sample rate a generation can be encoded at.
+#[derive(Debug, Clone, Copy, Deserialize)]
+pub struct SampleRate(pub u32);
+
+impl utoipa::PartialSchema for SampleRate {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::Integer)
+            .enum_values(Some(encode::SAMPLE_RATES))
+            .description(Some("Samples per second"))
+            .into()
+    }
+}
+impl ToSchema for SampleRate {}
+
+/// A bitrate a lossy generation can be encoded at, in kbit/s.
+#[derive(Debug, Clone, Copy, Deserialize)]
+pub struct Bitrate(pub u32);
+
+impl utoipa::PartialSchema for Bitrate {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::Integer)
+            .enum_values(Some(encode::BITRATES))
+            .description(Some("kbit/s"))
+            .into()
+    }
+}
+impl ToSchema for Bitrate {}
 
 /// A generation request checked against the provider that will speak it.
 pub struct NewGeneration {
@@ -114,7 +167,8 @@ pub struct NewGeneration {
     pub text: String,
     pub speed: f64,
     pub pitch: i32,
-    pub format: OutputFormat,
+    pub encoding: encode::Settings,
+    pub stream: bool,
 }
 
 impl CreateGeneration {
@@ -141,14 +195,22 @@ impl CreateGeneration {
             ));
         }
         let format = self.format.unwrap_or_default();
-        if !provider.supports(format) {
+        let mut sample_rate = self.sample_rate.map(|r| r.0);
+        if let Some(rate) = sample_rate {
+            if !encode::SAMPLE_RATES.contains(&rate) {
+                errors.push(FieldError::new(
+                    "sample_rate",
+                    format!("must be one of {:?}", encode::SAMPLE_RATES),
+                ));
+            } else if format == OutputFormat::Opus {
+                sample_rate = encode::OPUS_RATES.into_iter().find(|r| *r >= rate);
+            }
+        }
+        let bitrate = self.bitrate.map(|b| b.0);
+        if bitrate.is_some_and(|b| !encode::BITRATES.contains(&b)) {
             errors.push(FieldError::new(
-                "format",
-                format!(
-                    "the {} provider cannot produce {}",
-                    provider.name(),
-                    format.name()
-                ),
+                "bitrate",
+                format!("must be one of {:?}", encode::BITRATES),
             ));
         }
         if !errors.is_empty() {
@@ -159,7 +221,12 @@ impl CreateGeneration {
             text,
             speed,
             pitch,
-            format,
+            encoding: encode::Settings {
+                format,
+                sample_rate,
+                bitrate_kbps: bitrate.filter(|_| format.has_bitrate()),
+            },
+            stream: self.stream.unwrap_or(false),
         })
     }
 }
@@ -215,7 +282,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 #[derive(OpenApi)]
 #[openapi(
     paths(list, create, get, delete, audio),
-    components(schemas(Generation, CreateGeneration, OutputFormat)),
+    components(schemas(Generation, CreateGeneration, OutputFormat, SampleRate, Bitrate)),
     tags((name = "generations", description = "Text-to-speech generations and their audio")),
 )]
 pub struct GenerationsApi;
@@ -237,13 +304,23 @@ fn no_provider() -> ApiError {
     security(("bearer" = [])),
     request_body = CreateGeneration,
     responses(
+        (status = 200, description = "`\"stream\": true`: the audio, sent while it is produced (chunked). The generation is stored when synthesis ends; a stream that ends without its final chunk (the connection closes early) means synthesis failed, and the record (`x-generation-id`) says why",
+            content(
+                (Vec<u8> = "audio/mpeg"), (Vec<u8> = "audio/ogg; codecs=opus"), (Vec<u8> = "audio/flac"),
+                (Vec<u8> = "audio/wav"), (Vec<u8> = "audio/pcm"),
+            ),
+            headers(("x-generation-id" = Uuid, description = "The generation being stored"),
+                ("x-character-count" = u64, description = "Characters this generation was charged"),
+                ("x-sample-rate" = u32, description = "Samples per second of the audio"))),
         (status = 201, description = "Synthesized and stored", body = Generation, headers(("Location" = String, description = "The generation's URL"), ("x-character-count" = u64, description = "Characters this generation was charged: the Unicode scalar values of the trimmed text"))),
+        (status = 303, description = "A retry, with the same `Idempotency-Key`, of a streamed request: the generation it made (`idempotent-replayed: true`)",
+            headers(("Location" = String, description = "The generation's URL"))),
         (status = 402, description = "`quota_exceeded`: the text needs more characters than the workspace has left this month (`characters_remaining` says how many); nothing was synthesized or charged", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 403, description = "Needs org:generations:create", body = ProblemDetails, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid fields, a voice this workspace cannot use, or a `format` or non-zero `pitch` the configured provider cannot produce", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields, a voice this workspace cannot use, or a non-zero `pitch` the configured provider cannot produce", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 429, description = "Too many syntheses in progress (see Retry-After)", body = ProblemDetails, content_type = "application/problem+json",
             headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
-        (status = 502, description = "Synthesis failed; recorded as a failed generation", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 502, description = "Synthesis or encoding failed before any audio was sent; recorded as a failed generation", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 503, description = "No speech provider is configured", body = ProblemDetails, content_type = "application/problem+json"),
     )
 )]
@@ -267,111 +344,214 @@ pub async fn create(
         .get::<voice::Entity>(input.voice_id)
         .await?
         .ok_or_else(|| ApiError::field("voice_id", "no such voice for this workspace"))?;
-    // Reserved (and committed) before synthesizing; given back below if anything fails.
+    // Reserved (and committed) before synthesizing; given back if anything fails.
     let reservation = quota::reserve(&db, &plan, characters).await?;
     db.commit().await?;
 
-    let created = synthesize_and_store(&state, &ctx, provider, voice, input).await;
-    match created {
-        Ok(created) => Ok(HttpResponse::Created()
-            .insert_header((header::LOCATION, format!("/v1/generations/{}", created.id)))
-            .insert_header((CHARACTER_COUNT, characters))
-            .json(Generation::from(created))),
-        Err(err) => {
-            quota::release(&state.tenants, &ctx, reservation).await;
-            Err(err)
-        }
+    let job = Job {
+        state: state.clone(),
+        ctx,
+        provider,
+        voice,
+        input,
+        reservation,
+        id: Uuid::now_v7(),
+    };
+    if job.input.stream {
+        return stream(job, characters).await;
     }
+    let created = job.run(None).await?;
+    Ok(HttpResponse::Created()
+        .insert_header((header::LOCATION, format!("/v1/generations/{}", created.id)))
+        .insert_header((CHARACTER_COUNT, characters))
+        .json(Generation::from(created)))
 }
 
 /// The characters a generation was charged (`POST /v1/generations`).
 pub const CHARACTER_COUNT: &str = "x-character-count";
+/// The generation a streamed answer is storing.
+pub const GENERATION_ID: &str = "x-generation-id";
+/// Samples per second of a streamed answer.
+pub const SAMPLE_RATE: &str = "x-sample-rate";
 
-/// Synthesizes a checked generation request and stores its audio and row (or a failed row).
-async fn synthesize_and_store(
-    state: &AppState,
-    ctx: &TenantContext,
-    provider: std::sync::Arc<dyn SpeechProvider>,
-    voice: voice::Model,
-    input: NewGeneration,
-) -> Result<generation::Model, ApiError> {
-    let speech = state.speech.clone();
-    // Held until the audio is stored; the database is not held while synthesizing.
-    let _permit = speech.limiter.acquire(&ctx.tenant_id).await?;
-    let NewGeneration {
-        text,
-        speed,
-        pitch,
-        format,
-        ..
-    } = input;
-    let request = SynthesisRequest {
-        text: text.clone(),
-        espeak_voice: voice.espeak_voice.clone(),
-        remote_voice: voice.remote_voice.clone(),
-        speed,
-        pitch,
-        format,
-    };
-    let outcome = speech.synthesize(provider.as_ref(), request).await;
-
-    let id = Uuid::now_v7();
-    let now = Utc::now();
-    let mut row = generation::ActiveModel {
-        id: Set(id),
-        voice_id: Set(voice.id),
-        text: Set(text),
-        provider: Set(provider.name().to_owned()),
-        format: Set(format.name().to_owned()),
-        speed: Set(speed),
-        pitch: Set(pitch),
-        created_at: Set(now),
-        updated_at: Set(now),
-        ..Default::default()
-    };
-    let synthesized = match outcome {
-        Ok(synthesized) => synthesized,
-        Err(reason) => {
-            tracing::warn!(generation = %id, provider = provider.name(), %reason, "synthesis failed");
-            row.status = Set(generation::STATUS_FAILED.to_owned());
-            row.failure_reason = Set(Some(reason.clone()));
-            row.audio_key = Set(None);
-            row.content_type = Set(None);
-            row.audio_bytes = Set(None);
-            row.duration_ms = Set(None);
-            row.sample_rate = Set(None);
-            let db = ScopedDb::begin(&state.tenants, ctx).await?;
-            let failed = db.insert(row).await?;
-            db.publish(generation_created(&failed)).await?;
-            db.commit().await?;
-            return Err(ApiError::BadGateway {
-                detail: format!(
-                    "speech synthesis failed: {reason} (recorded as failed generation {id})"
-                ),
-            });
+/// The streamed answer: waits for the first audio (so a failure before it is still a plain
+/// 502 or 429), then sends each chunk as it is encoded. The job runs on its own task: a
+/// client that goes away stops receiving, not the generation.
+async fn stream(job: Job, characters: i64) -> Result<HttpResponse, ApiError> {
+    let (id, format) = (job.id, job.input.encoding.format);
+    let (audio, mut chunks) = mpsc::unbounded_channel();
+    let (ended, answer_later) = oneshot::channel();
+    let mut running = tokio::spawn(async move {
+        let outcome = job.run(Some(audio)).await;
+        // The kept answer of an idempotent request: the record, however it ended.
+        let recorded = match &outcome {
+            Ok(_) | Err(ApiError::BadGateway { .. }) => Some(id),
+            Err(_) => None,
+        };
+        let _ = ended.send(recorded.map(|id| {
+            let location = format!("/v1/generations/{id}");
+            (StatusCode::SEE_OTHER, vec![("location".to_owned(), location)])
+        }));
+        outcome.map(|_| ())
+    });
+    let first = tokio::select! {
+        biased;
+        first = chunks.recv() => first,
+        outcome = &mut running => {
+            return match outcome {
+                Ok(Err(err)) => Err(err),
+                _ => Err(ApiError::internal("a streamed generation ended without audio")),
+            };
         }
     };
-
-    let key = AudioStorage::generation_key(&ctx.tenant_id, id, format.name())
-        .map_err(ApiError::internal)?;
-    row.status = Set(generation::STATUS_SUCCEEDED.to_owned());
-    row.failure_reason = Set(None);
-    row.audio_key = Set(Some(key.clone()));
-    row.content_type = Set(Some(synthesized.info.format.content_type().to_owned()));
-    row.audio_bytes = Set(Some(synthesized.bytes.len() as i64));
-    row.duration_ms = Set(Some(synthesized.info.duration.as_millis() as i64));
-    row.sample_rate = Set(synthesized.info.sample_rate.map(|r| r as i32));
-    let record = async {
-        let db = ScopedDb::begin(&state.tenants, ctx).await?;
-        let created = db.insert(row).await?;
-        db.publish(generation_created(&created)).await?;
-        db.commit().await?;
-        Ok::<_, ApiError>(created)
+    let Some(first) = first else {
+        return match running.await {
+            Ok(Err(err)) => Err(err),
+            _ => Err(ApiError::internal("a streamed generation ended without audio")),
+        };
     };
-    speech
-        .storage
-        .put_then(&key, synthesized.bytes, record)
-        .await
+    let (rate, first) = first;
+    let rest = futures_util::stream::unfold(Some((chunks, running)), |state| async move {
+        let (mut chunks, running) = state?;
+        match chunks.recv().await {
+            Some((_, chunk)) => Some((Ok(chunk), Some((chunks, running)))),
+            // Every chunk is out: the job stored the generation or recorded its failure.
+            None => match running.await {
+                Ok(Ok(())) => None,
+                _ => Some((Err(std::io::Error::other("synthesis failed")), None)),
+            },
+        }
+    });
+    let body = futures_util::stream::once(async move { Ok::<_, std::io::Error>(first) }).chain(rest);
+    let mut response = HttpResponse::Ok()
+        .content_type(format.content_type())
+        .insert_header((GENERATION_ID, id.to_string()))
+        .insert_header((CHARACTER_COUNT, characters))
+        .insert_header((SAMPLE_RATE, rate))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .streaming(body);
+    response.extensions_mut().insert(AnswerLater(answer_later));
+    Ok(response)
+}
+
+/// One generation to synthesize, encode, store and record, with the quota reserved for it.
+struct Job {
+    state: web::Data<AppState>,
+    ctx: TenantContext,
+    provider: Arc<dyn SpeechProvider>,
+    voice: voice::Model,
+    input: NewGeneration,
+    reservation: quota::Reservation,
+    id: Uuid,
+}
+
+/// An encoded chunk on its way to a streamed answer, with the audio's sample rate.
+type Chunk = (u32, Bytes);
+
+impl Job {
+    /// Runs the job, sending each chunk to `audio` (if any) as it is encoded; the quota is
+    /// given back if it fails.
+    async fn run(self, audio: Option<mpsc::UnboundedSender<Chunk>>) -> Result<generation::Model, ApiError> {
+        let (state, ctx, reservation) = (self.state.clone(), self.ctx.clone(), self.reservation);
+        let outcome = self.synthesize_and_store(audio).await;
+        if outcome.is_err() {
+            quota::release(&state.tenants, &ctx, reservation).await;
+        }
+        outcome
+    }
+
+    /// Synthesizes and stores the audio and its row (or a failed row).
+    async fn synthesize_and_store(
+        self,
+        audio: Option<mpsc::UnboundedSender<Chunk>>,
+    ) -> Result<generation::Model, ApiError> {
+        let Job { state, ctx, provider, voice, input, id, .. } = self;
+        let speech = state.speech.clone();
+        // Held until the audio is stored; the database is not held while synthesizing.
+        let _permit = speech.limiter.acquire(&ctx.tenant_id).await?;
+        let NewGeneration {
+            text,
+            speed,
+            pitch,
+            encoding,
+            ..
+        } = input;
+        let request = SynthesisRequest {
+            text: text.clone(),
+            espeak_voice: voice.espeak_voice.clone(),
+            remote_voice: voice.remote_voice.clone(),
+            speed,
+            pitch,
+        };
+        let mut synthesis = speech.start(provider.as_ref(), request, encoding);
+        let outcome = async {
+            if let Some(audio) = &audio {
+                while let Some(chunk) = synthesis.next().await? {
+                    // A listener that went away misses the rest; the generation goes on.
+                    let _ = audio.send((synthesis.sample_rate().unwrap_or_default(), chunk));
+                }
+            }
+            synthesis.finish().await
+        }
+        .await;
+
+        let now = Utc::now();
+        let mut row = generation::ActiveModel {
+            id: Set(id),
+            voice_id: Set(voice.id),
+            text: Set(text),
+            provider: Set(provider.name().to_owned()),
+            format: Set(encoding.format.name().to_owned()),
+            speed: Set(speed),
+            pitch: Set(pitch),
+            created_at: Set(now),
+            updated_at: Set(now),
+            ..Default::default()
+        };
+        let synthesized = match outcome {
+            Ok(synthesized) => synthesized,
+            Err(reason) => {
+                tracing::warn!(generation = %id, provider = provider.name(), %reason, "synthesis failed");
+                row.status = Set(generation::STATUS_FAILED.to_owned());
+                row.failure_reason = Set(Some(reason.clone()));
+                row.audio_key = Set(None);
+                row.content_type = Set(None);
+                row.audio_bytes = Set(None);
+                row.duration_ms = Set(None);
+                row.sample_rate = Set(None);
+                let db = ScopedDb::begin(&state.tenants, &ctx).await?;
+                let failed = db.insert(row).await?;
+                db.publish(generation_created(&failed)).await?;
+                db.commit().await?;
+                return Err(ApiError::BadGateway {
+                    detail: format!(
+                        "speech synthesis failed: {reason} (recorded as failed generation {id})"
+                    ),
+                });
+            }
+        };
+
+        let key = AudioStorage::generation_key(&ctx.tenant_id, id, encoding.format.name())
+            .map_err(ApiError::internal)?;
+        row.status = Set(generation::STATUS_SUCCEEDED.to_owned());
+        row.failure_reason = Set(None);
+        row.audio_key = Set(Some(key.clone()));
+        row.content_type = Set(Some(synthesized.format.content_type().to_owned()));
+        row.audio_bytes = Set(Some(synthesized.bytes.len() as i64));
+        row.duration_ms = Set(Some(synthesized.duration.as_millis() as i64));
+        row.sample_rate = Set(Some(synthesized.sample_rate as i32));
+        let record = async {
+            let db = ScopedDb::begin(&state.tenants, &ctx).await?;
+            let created = db.insert(row).await?;
+            db.publish(generation_created(&created)).await?;
+            db.commit().await?;
+            Ok::<_, ApiError>(created)
+        };
+        speech
+            .storage
+            .put_then(&key, synthesized.bytes, record)
+            .await
+    }
 }
 
 /// List generations, newest first.

@@ -1,4 +1,5 @@
-//! The `espeak` provider: the local espeak-ng program, offline, WAV output.
+//! The `espeak` provider: the local espeak-ng program, offline, WAV output read as it is
+//! written (espeak-ng writes each sentence as soon as it is synthesized).
 //!
 //! The text goes to the program's standard input and every setting is a separate argument, so
 //! no shell ever sees client input. The child is killed if the caller gives up (timeout).
@@ -6,10 +7,14 @@
 use std::{path::PathBuf, process::Stdio};
 
 use bytes::Bytes;
-use futures_util::future::BoxFuture;
-use tokio::{io::AsyncWriteExt, process::Command};
+use futures_util::{StreamExt, stream::BoxStream};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    process::{Child, ChildStdout, Command},
+    task::JoinHandle,
+};
 
-use super::{OutputFormat, SpeechProvider, SynthesisRequest, audio::fix_streamed_wav_sizes};
+use super::{SpeechProvider, SynthesisRequest};
 
 /// espeak-ng's default speaking rate in words per minute (speed 1.0).
 const BASE_WPM: f64 = 175.0;
@@ -50,17 +55,13 @@ impl SpeechProvider for Espeak {
         "espeak"
     }
 
-    fn supports(&self, format: OutputFormat) -> bool {
-        format == OutputFormat::Wav
-    }
-
     fn supports_pitch(&self) -> bool {
         true
     }
 
-    fn synthesize(&self, request: SynthesisRequest) -> BoxFuture<'static, Result<Bytes, String>> {
+    fn synthesize(&self, request: SynthesisRequest) -> BoxStream<'static, Result<Bytes, String>> {
         let program = self.program.clone();
-        Box::pin(async move {
+        let started = async move {
             if !valid_voice(&request.espeak_voice) {
                 return Err(format!("invalid espeak voice {:?}", request.espeak_voice));
             }
@@ -81,38 +82,82 @@ impl SpeechProvider for Espeak {
                 .kill_on_drop(true)
                 .spawn()
                 .map_err(|e| format!("cannot run {}: {e}", program.display()))?;
-            if let Some(mut stdin) = child.stdin.take() {
-                stdin
-                    .write_all(request.text.as_bytes())
-                    .await
-                    .map_err(|e| format!("cannot send the text to espeak-ng: {e}"))?;
-                stdin.write_all(b"\n").await.ok();
+            let mut stdin = child.stdin.take().ok_or("espeak-ng has no input")?;
+            let stdout = child.stdout.take().ok_or("espeak-ng has no output")?;
+            let mut stderr = child.stderr.take().ok_or("espeak-ng has no error output")?;
+            // Written and read concurrently: espeak-ng speaks while it reads.
+            tokio::spawn(async move {
+                let _ = stdin.write_all(request.text.as_bytes()).await;
+                let _ = stdin.write_all(b"\n").await;
+            });
+            let errors = tokio::spawn(async move {
+                let mut text = String::new();
+                let _ = (&mut stderr).take(64 * 1024).read_to_string(&mut text).await;
+                text
+            });
+            Ok(Running {
+                child,
+                stdout,
+                errors: Some(errors),
+                produced: 0,
+            })
+        };
+        futures_util::stream::once(started)
+            .flat_map(|started| match started {
+                Ok(running) => running.into_stream().boxed(),
+                Err(reason) => futures_util::stream::once(async move { Err(reason) }).boxed(),
+            })
+            .boxed()
+    }
+}
+
+/// A running espeak-ng: its audio, then its exit status. Dropping it kills the program.
+struct Running {
+    child: Child,
+    stdout: ChildStdout,
+    errors: Option<JoinHandle<String>>,
+    produced: usize,
+}
+
+impl Running {
+    fn into_stream(self) -> impl futures_util::Stream<Item = Result<Bytes, String>> {
+        futures_util::stream::unfold(Some(self), |state| async move {
+            let mut running = state?;
+            let mut buffer = vec![0u8; 16 * 1024];
+            match running.stdout.read(&mut buffer).await {
+                Ok(0) => running.end().await.err().map(|e| (Err(e), None)),
+                Ok(n) => {
+                    buffer.truncate(n);
+                    running.produced += n;
+                    Some((Ok(Bytes::from(buffer)), Some(running)))
+                }
+                Err(e) => Some((Err(format!("reading espeak-ng's audio failed: {e}")), None)),
             }
-            let output = child
-                .wait_with_output()
-                .await
-                .map_err(|e| format!("espeak-ng failed: {e}"))?;
-            let stderr = String::from_utf8_lossy(&output.stderr);
-            if !output.status.success() {
-                return Err(format!(
-                    "espeak-ng exited with {}: {}",
-                    output.status,
-                    stderr.trim().chars().take(300).collect::<String>()
-                ));
-            }
-            if output.stdout.len() <= 44 {
-                return Err(format!(
-                    "espeak-ng produced no audio{}",
-                    if stderr.trim().is_empty() {
-                        String::new()
-                    } else {
-                        format!(": {}", stderr.trim().chars().take(300).collect::<String>())
-                    }
-                ));
-            }
-            let mut wav = output.stdout;
-            fix_streamed_wav_sizes(&mut wav);
-            Ok(Bytes::from(wav))
         })
+    }
+
+    /// After the last byte: the exit status, with what espeak-ng said when it failed.
+    async fn end(mut self) -> Result<(), String> {
+        let status = self
+            .child
+            .wait()
+            .await
+            .map_err(|e| format!("espeak-ng failed: {e}"))?;
+        let stderr = match self.errors.take() {
+            Some(errors) => errors.await.unwrap_or_default(),
+            None => String::new(),
+        };
+        let said = stderr.trim().chars().take(300).collect::<String>();
+        if !status.success() {
+            return Err(format!("espeak-ng exited with {status}: {said}"));
+        }
+        if self.produced <= 44 {
+            return Err(if said.is_empty() {
+                "espeak-ng produced no audio".to_string()
+            } else {
+                format!("espeak-ng produced no audio: {said}")
+            });
+        }
+        Ok(())
     }
 }

@@ -4,10 +4,14 @@
 //! Providers: [`espeak::Espeak`] (local espeak-ng, offline) and
 //! [`openai::OpenAiCompatible`] (HTTP). Which one runs is configuration
 //! (`RESONANCE_TTS_PROVIDER`); with none, generation endpoints answer 503 saying how to set
-//! one up. Every synthesis has a timeout, and what a provider returns is inspected like an
-//! uploaded sample, so a broken answer is a failed generation, not a stored broken file.
+//! one up. Providers answer 16-bit PCM WAV, read as it arrives; [`encode`] turns it into the
+//! requested format (mp3, opus, flac, wav, pcm) on a blocking thread, chunk by chunk, so a
+//! streamed answer starts with the first words. Every synthesis has a timeout, and the
+//! encoded whole is inspected like an uploaded sample before it is stored, so a broken
+//! answer is a failed generation, not a stored broken file.
 
 pub mod audio;
+pub mod encode;
 pub mod espeak;
 pub mod limiter;
 pub mod openai;
@@ -20,7 +24,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use futures_util::future::BoxFuture;
+use futures_util::stream::BoxStream;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -38,45 +42,67 @@ pub use storage::AudioStorage;
 #[serde(rename_all = "lowercase")]
 pub enum OutputFormat {
     #[default]
-    Wav,
     Mp3,
     Opus,
     Flac,
+    Wav,
+    Pcm,
 }
 
 impl OutputFormat {
+    pub const ALL: [OutputFormat; 5] = [
+        OutputFormat::Mp3,
+        OutputFormat::Opus,
+        OutputFormat::Flac,
+        OutputFormat::Wav,
+        OutputFormat::Pcm,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
-            OutputFormat::Wav => "wav",
             OutputFormat::Mp3 => "mp3",
             OutputFormat::Opus => "opus",
             OutputFormat::Flac => "flac",
+            OutputFormat::Wav => "wav",
+            OutputFormat::Pcm => "pcm",
         }
     }
 
-    /// The container a provider must return for this format.
-    pub fn container(self) -> AudioFormat {
+    /// The container inspection must find in what was produced; raw PCM has none.
+    pub fn container(self) -> Option<AudioFormat> {
         match self {
-            OutputFormat::Wav => AudioFormat::Wav,
-            OutputFormat::Mp3 => AudioFormat::Mp3,
-            OutputFormat::Opus => AudioFormat::OggOpus,
-            OutputFormat::Flac => AudioFormat::Flac,
+            OutputFormat::Mp3 => Some(AudioFormat::Mp3),
+            OutputFormat::Opus => Some(AudioFormat::OggOpus),
+            OutputFormat::Flac => Some(AudioFormat::Flac),
+            OutputFormat::Wav => Some(AudioFormat::Wav),
+            OutputFormat::Pcm => None,
         }
+    }
+
+    /// The media type the audio is served with.
+    pub fn content_type(self) -> &'static str {
+        match self.container() {
+            Some(AudioFormat::OggOpus) => "audio/ogg; codecs=opus",
+            Some(container) => container.content_type(),
+            None => PCM_CONTENT_TYPE,
+        }
+    }
+
+    /// Whether `bitrate` applies (the lossy formats).
+    pub fn has_bitrate(self) -> bool {
+        matches!(self, OutputFormat::Mp3 | OutputFormat::Opus)
     }
 
     pub fn parse(name: &str) -> Option<OutputFormat> {
-        [
-            OutputFormat::Wav,
-            OutputFormat::Mp3,
-            OutputFormat::Opus,
-            OutputFormat::Flac,
-        ]
-        .into_iter()
-        .find(|f| f.name() == name)
+        OutputFormat::ALL.into_iter().find(|f| f.name() == name)
     }
 }
 
-/// What to say, with which voice and settings.
+/// Raw 16-bit little-endian mono samples; the rate is in the record and `x-sample-rate`.
+pub const PCM_CONTENT_TYPE: &str = "audio/pcm";
+
+/// What to say, with which voice and settings. Providers always answer 16-bit PCM WAV; the
+/// requested format is made from it here ([`encode`]).
 #[derive(Debug, Clone)]
 pub struct SynthesisRequest {
     pub text: String,
@@ -88,7 +114,6 @@ pub struct SynthesisRequest {
     pub speed: f64,
     /// Offset from the voice's normal pitch, -50..=50.
     pub pitch: i32,
-    pub format: OutputFormat,
 }
 
 /// A text-to-speech engine. Errors are short, client-safe reasons (they are stored on the
@@ -96,16 +121,18 @@ pub struct SynthesisRequest {
 pub trait SpeechProvider: Send + Sync {
     /// Recorded on each generation (`espeak`, `openai-compatible`).
     fn name(&self) -> &'static str;
-    fn supports(&self, format: OutputFormat) -> bool;
     fn supports_pitch(&self) -> bool;
-    fn synthesize(&self, request: SynthesisRequest) -> BoxFuture<'static, Result<Bytes, String>>;
+    /// 16-bit PCM WAV, yielded as it is produced (a streamed WAV's sizes may be placeholders).
+    fn synthesize(&self, request: SynthesisRequest) -> BoxStream<'static, Result<Bytes, String>>;
 }
 
-/// Synthesized, checked audio.
+/// Synthesized, encoded, checked audio.
 #[derive(Debug, Clone)]
 pub struct Synthesized {
     pub bytes: Bytes,
-    pub info: AudioInfo,
+    pub format: OutputFormat,
+    pub duration: Duration,
+    pub sample_rate: u32,
 }
 
 /// Everything speech endpoints share: the provider (if any), storage, limits.
@@ -163,47 +190,132 @@ impl Speech {
         })
     }
 
-    /// Runs `request` on `provider` within the timeout and checks what comes back. Counted
-    /// in `speech_syntheses_total` and `speech_synthesis_duration_seconds`.
-    pub async fn synthesize(
+    /// Starts `request` on `provider`, encoded with `settings`; read it with
+    /// [`Synthesis::next`] (streaming) or [`Synthesis::finish`].
+    pub fn start(
         &self,
         provider: &dyn SpeechProvider,
         request: SynthesisRequest,
-    ) -> Result<Synthesized, String> {
-        let started = Instant::now();
-        let result = self.synthesize_checked(provider, request).await;
-        let outcome = match &result {
-            Ok(_) => "success",
-            Err((outcome, _)) => *outcome,
-        };
-        metrics::record_synthesis(provider.name(), outcome, started.elapsed());
-        result.map_err(|(_, reason)| reason)
+        settings: encode::Settings,
+    ) -> Synthesis {
+        Synthesis {
+            output: encode::transcode(settings, provider.synthesize(request)),
+            deadline: tokio::time::Instant::now() + self.timeout,
+            timeout: self.timeout,
+            provider: provider.name(),
+            format: settings.format,
+            started: Instant::now(),
+            audio: Vec::new(),
+            size: 0,
+            sample_rate: None,
+            finished: None,
+        }
+    }
+}
+
+/// A synthesis under way: encoded chunks as they come, then the checked whole. Counted in
+/// `speech_syntheses_total` and `speech_synthesis_duration_seconds` when it ends.
+pub struct Synthesis {
+    output: tokio::sync::mpsc::Receiver<Result<encode::Output, String>>,
+    deadline: tokio::time::Instant,
+    timeout: Duration,
+    provider: &'static str,
+    format: OutputFormat,
+    started: Instant,
+    /// Every chunk so far (cheap clones of what was handed out).
+    audio: Vec<Bytes>,
+    size: usize,
+    sample_rate: Option<u32>,
+    finished: Option<encode::Finished>,
+}
+
+/// Largest encoded generation kept (a 5 000-character text is about 5 minutes of audio:
+/// 13 MB as 22 kHz WAV).
+const MAX_AUDIO_BYTES: usize = 64 * 1024 * 1024;
+
+impl Synthesis {
+    /// The next encoded chunk; None once all audio has been produced.
+    pub async fn next(&mut self) -> Result<Option<Bytes>, String> {
+        loop {
+            if self.finished.is_some() {
+                return Ok(None);
+            }
+            if let Some(chunk) = self.receive().await? {
+                return Ok(Some(chunk));
+            }
+        }
     }
 
-    /// [`Speech::synthesize`], with the `outcome` label of a failure.
-    async fn synthesize_checked(
-        &self,
-        provider: &dyn SpeechProvider,
-        request: SynthesisRequest,
-    ) -> Result<Synthesized, (&'static str, String)> {
-        let wanted = request.format;
-        let bytes = match tokio::time::timeout(self.timeout, provider.synthesize(request)).await {
-            Ok(result) => result.map_err(|reason| ("provider_error", reason))?,
+    /// The output's samples per second, once the first audio is out.
+    pub fn sample_rate(&self) -> Option<u32> {
+        self.sample_rate
+    }
+
+    /// One message from the encoder: a chunk, or None for a message that is not audio.
+    async fn receive(&mut self) -> Result<Option<Bytes>, String> {
+        let received = match tokio::time::timeout_at(self.deadline, self.output.recv()).await {
+            Ok(received) => received,
             Err(_) => {
                 let reason = format!("synthesis timed out after {} s", self.timeout.as_secs());
-                return Err(("timeout", reason));
+                return Err(self.fail("timeout", reason));
             }
         };
-        let unusable = |reason: String| ("unusable_audio", reason);
-        let info = audio::inspect(&bytes)
-            .map_err(|e| unusable(format!("the provider returned unusable audio: {e}")))?;
-        if info.format != wanted.container() {
-            return Err(unusable(format!(
-                "the provider returned {} audio instead of {}",
-                info.format.name(),
-                wanted.name()
-            )));
+        match received {
+            Some(Ok(encode::Output::Audio(chunk))) => {
+                self.size += chunk.len();
+                if self.size > MAX_AUDIO_BYTES {
+                    return Err(self.fail("provider_error", "the speech provider returned too much audio".into()));
+                }
+                self.audio.push(chunk.clone());
+                Ok(Some(chunk))
+            }
+            Some(Ok(encode::Output::Started { sample_rate })) => {
+                self.sample_rate = Some(sample_rate);
+                Ok(None)
+            }
+            Some(Ok(encode::Output::Finished(finished))) => {
+                self.finished = Some(finished);
+                Ok(None)
+            }
+            Some(Err(reason)) => Err(self.fail("provider_error", reason)),
+            None => Err(self.fail("provider_error", "the encoder stopped unexpectedly".into())),
         }
-        Ok(Synthesized { bytes, info })
+    }
+
+    /// Waits for the rest and checks the whole: sealed, inspected (a container must parse
+    /// as what was asked for), measured.
+    pub async fn finish(mut self) -> Result<Synthesized, String> {
+        while self.next().await?.is_some() {}
+        let Some(finished) = self.finished.take() else {
+            return Err(self.fail("provider_error", "the encoder ended without its summary".into()));
+        };
+        let mut whole = Vec::with_capacity(self.size);
+        for chunk in &self.audio {
+            whole.extend_from_slice(chunk);
+        }
+        finished.seal(&mut whole);
+        if let Some(container) = self.format.container() {
+            let found = audio::inspect(&whole).map(|info| info.format);
+            if found != Ok(container) {
+                let reason = match found {
+                    Ok(other) => format!("the encoder produced {} instead of {}", other.name(), self.format.name()),
+                    Err(e) => format!("the encoder produced unusable audio: {e}"),
+                };
+                return Err(self.fail("unusable_audio", reason));
+            }
+        }
+        metrics::record_synthesis(self.provider, "success", self.started.elapsed());
+        Ok(Synthesized {
+            bytes: Bytes::from(whole),
+            format: self.format,
+            duration: finished.duration,
+            sample_rate: finished.sample_rate,
+        })
+    }
+
+    /// Counts a failure with its `outcome` label and hands the reason back.
+    fn fail(&self, outcome: &'static str, reason: String) -> String {
+        metrics::record_synthesis(self.provider, outcome, self.started.elapsed());
+        reason
     }
 }

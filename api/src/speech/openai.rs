@@ -1,16 +1,13 @@
 //! The `openai-compatible` provider: `POST {base}/v1/audio/speech`, the API shape served by
-//! OpenAI and by many self-hosted TTS servers.
+//! OpenAI and by many self-hosted TTS servers. The audio is read as it arrives.
 
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::future::BoxFuture;
+use futures_util::{StreamExt, stream::BoxStream};
 use serde_json::json;
 
-use super::{OutputFormat, SpeechProvider, SynthesisRequest};
-
-/// Largest audio accepted from the provider.
-const MAX_AUDIO_BYTES: usize = 64 * 1024 * 1024;
+use super::{SpeechProvider, SynthesisRequest};
 
 pub struct OpenAiCompatible {
     client: reqwest::Client,
@@ -47,26 +44,24 @@ impl SpeechProvider for OpenAiCompatible {
         "openai-compatible"
     }
 
-    fn supports(&self, _format: OutputFormat) -> bool {
-        true
-    }
-
     fn supports_pitch(&self) -> bool {
         false
     }
 
-    fn synthesize(&self, request: SynthesisRequest) -> BoxFuture<'static, Result<Bytes, String>> {
+    fn synthesize(&self, request: SynthesisRequest) -> BoxStream<'static, Result<Bytes, String>> {
         let client = self.client.clone();
         let endpoint = self.endpoint.clone();
         let api_key = self.api_key.clone();
+        // Always WAV: every output format is encoded here from the samples, so `bitrate`
+        // and `sample_rate` mean the same with every provider.
         let body = json!({
             "model": self.model,
             "input": request.text,
             "voice": request.remote_voice.unwrap_or_else(|| self.default_voice.clone()),
-            "response_format": request.format.name(),
+            "response_format": "wav",
             "speed": request.speed,
         });
-        Box::pin(async move {
+        let answered = async move {
             let mut call = client.post(&endpoint).json(&body);
             if let Some(key) = api_key {
                 call = call.bearer_auth(key);
@@ -90,20 +85,24 @@ impl SpeechProvider for OpenAiCompatible {
                     .collect();
                 return Err(format!("the speech provider answered {status}: {message}"));
             }
-            if response
-                .content_length()
-                .is_some_and(|n| n as usize > MAX_AUDIO_BYTES)
-            {
-                return Err("the speech provider returned too much audio".into());
-            }
-            let bytes = response
-                .bytes()
-                .await
-                .map_err(|e| format!("reading the provider's audio failed: {e}"))?;
-            if bytes.len() > MAX_AUDIO_BYTES {
-                return Err("the speech provider returned too much audio".into());
-            }
-            Ok(bytes)
-        })
+            Ok(response)
+        };
+        futures_util::stream::once(answered)
+            .flat_map(|answered| match answered {
+                Ok(response) => response
+                    .bytes_stream()
+                    .map(|chunk| {
+                        chunk.map_err(|e| {
+                            if e.is_timeout() {
+                                "the speech provider did not answer in time".to_string()
+                            } else {
+                                format!("reading the provider's audio failed: {e}")
+                            }
+                        })
+                    })
+                    .boxed(),
+                Err(reason) => futures_util::stream::once(async move { Err(reason) }).boxed(),
+            })
+            .boxed()
     }
 }
