@@ -10,10 +10,11 @@ use std::{
 };
 
 use actix_web::{HttpRequest, HttpResponse, web};
+use futures_util::StreamExt;
 use resonance_api::config::TtsProvider;
 use resonance_tests::{
     Reply, TestApp, TokenSpec,
-    fixtures::{audio_files, get_with_range, require_espeak, system_voice, wav, wav_facts},
+    fixtures::{audio_files, decode, get_with_range, require_espeak, system_voice, wav, wav_facts},
     serve_on_loopback,
 };
 use serde_json::{Value, json};
@@ -54,6 +55,21 @@ async fn speech_endpoint(
     if input.contains("fail") {
         return HttpResponse::InternalServerError()
             .json(json!({"error": {"message": "model overloaded"}}));
+    }
+    if input.contains("break") {
+        // Half a second of audio, then the connection breaks mid-answer.
+        let audio = wav(24_000, 3.0);
+        let head = web::Bytes::copy_from_slice(&audio[..24_000]);
+        let body =
+            futures_util::stream::iter([Ok(head), Err(std::io::Error::other("the model crashed"))])
+                .then(|item| async move {
+                    // Time for the first chunk to be written out before the failure.
+                    if item.is_err() {
+                        tokio::time::sleep(Duration::from_millis(300)).await;
+                    }
+                    item
+                });
+        return HttpResponse::Ok().content_type("audio/wav").streaming(body);
     }
     if input.contains("garbage") {
         return HttpResponse::Ok()
@@ -109,7 +125,7 @@ async fn espeak_synthesizes_real_speech_that_streams_with_ranges() {
         .post(
             "/v1/generations",
             &token,
-            json!({"voice_id": voice["id"], "text": "Hello there."}),
+            json!({"voice_id": voice["id"], "text": "Hello there.", "format": "wav"}),
         )
         .await;
     assert_eq!(short.status, 201, "{}", short.json);
@@ -137,6 +153,7 @@ async fn espeak_synthesizes_real_speech_that_streams_with_ranges() {
                          comes out of it must last noticeably longer than the greeting alone.",
                 "speed": 1.2,
                 "pitch": 10,
+                "format": "wav",
             }),
         )
         .await;
@@ -225,8 +242,11 @@ async fn generation_input_is_validated() {
         json!({"voice_id": voice["id"], "text": too_long}),
         json!({"voice_id": voice["id"], "text": "Hi", "speed": 3.0}),
         json!({"voice_id": voice["id"], "text": "Hi", "pitch": 80}),
-        json!({"voice_id": voice["id"], "text": "Hi", "format": "mp3"}),
         json!({"voice_id": voice["id"], "text": "Hi", "format": "aiff"}),
+        json!({"voice_id": voice["id"], "text": "Hi", "sample_rate": 12_345}),
+        json!({"voice_id": voice["id"], "text": "Hi", "sample_rate": "fast"}),
+        json!({"voice_id": voice["id"], "text": "Hi", "bitrate": 100}),
+        json!({"voice_id": voice["id"], "text": "Hi", "stream": "yes"}),
         json!({"voice_id": "0190a000-0000-7000-8000-00000000ffff", "text": "Hi"}),
         json!({"text": "Hi"}),
     ] {
@@ -268,7 +288,7 @@ async fn http_provider_success_error_and_timeout() {
         .post(
             "/v1/generations",
             &token,
-            json!({"voice_id": voice["id"], "text": "Hello from the stand-in.", "speed": 1.5}),
+            json!({"voice_id": voice["id"], "text": "Hello from the stand-in.", "speed": 1.5, "format": "wav"}),
         )
         .await;
     assert_eq!(ok.status, 201, "{}", ok.json);
@@ -358,14 +378,74 @@ async fn http_provider_success_error_and_timeout() {
     )
     .await
     .assert_problem(422, "validation_failed");
-    // Other formats are passed through and checked.
-    app.post(
-        "/v1/generations",
-        &token,
-        json!({"voice_id": voice["id"], "text": "Hi", "format": "mp3"}),
-    )
-    .await
-    .assert_problem(502, "upstream_failed");
+    // Every format is encoded here from the provider's WAV.
+    let mp3 = app
+        .post(
+            "/v1/generations",
+            &token,
+            json!({"voice_id": voice["id"], "text": "Hi there, in mp3", "format": "mp3"}),
+        )
+        .await;
+    assert_eq!(mp3.status, 201, "{}", mp3.json);
+    assert_eq!(mp3.json["content_type"], "audio/mpeg");
+    let (_, sent) = stand_in.last.lock().unwrap().clone().unwrap();
+    assert_eq!(sent["response_format"], "wav");
+    let audio = app
+        .get(
+            &format!("/v1/generations/{}/audio", mp3.json["id"].as_str().unwrap()),
+            &token,
+        )
+        .await;
+    let decoded = decode("mp3", &audio.bytes, 0);
+    assert_eq!(decoded.sample_rate, 24_000);
+    let expected = 0.5 + "Hi there, in mp3".len() as f64 / 50.0;
+    assert!((decoded.seconds - expected).abs() < 0.1, "{decoded:?}");
+}
+
+#[tokio::test]
+async fn a_stream_that_fails_is_cut_short_and_recorded_as_failed() {
+    let (app, _) = spawn_with_http_provider(Duration::from_secs(5), 5, 2).await;
+    let token = app.token(TokenSpec::org("org_a", "member"));
+    let voice = system_voice(&app, &token, "Aria").await;
+
+    // A failure before any audio is a plain 502, recorded.
+    let refused = app
+        .post(
+            "/v1/generations",
+            &token,
+            json!({"voice_id": voice["id"], "text": "please fail", "stream": true}),
+        )
+        .await;
+    refused.assert_problem(502, "upstream_failed");
+
+    // A failure after audio went out: the answer began as a 200 and does not end cleanly.
+    let response = app
+        .request(reqwest::Method::POST, "/v1/generations", &token)
+        .json(&json!({"voice_id": voice["id"], "text": "break, please", "stream": true, "format": "wav"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let id = response.headers()["x-generation-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        response.bytes().await.is_err(),
+        "a failed stream must not look complete"
+    );
+    let record = app.get(&format!("/v1/generations/{id}"), &token).await;
+    assert_eq!(record.json["status"], "failed", "{}", record.json);
+    assert!(
+        record.json["failure_reason"]
+            .as_str()
+            .unwrap()
+            .contains("provider"),
+        "{}",
+        record.json
+    );
+    assert!(audio_files(&app).is_empty(), "no partial audio is kept");
+    assert_eq!(app.db.count("generations").await, 2);
 }
 
 #[tokio::test]

@@ -217,7 +217,10 @@ where
             return Err(err);
         }
     };
-    let answer_later = response.response_mut().extensions_mut().remove::<AnswerLater>();
+    let answer_later = response
+        .response_mut()
+        .extensions_mut()
+        .remove::<AnswerLater>();
     if let Some(AnswerLater(later)) = answer_later {
         // A streamed answer: its body is not kept; what is kept is decided when its work
         // ends, and until then a retry finds the key in progress.
@@ -529,7 +532,10 @@ fn replay(req: ServiceRequest, row: row::Model) -> ServiceResponse<BoxBody> {
 /// Put in a response's extensions by a handler whose answer cannot be kept as sent (a
 /// streamed body): the answer to keep for retries once the work ends (status and
 /// headers, no body), or None to release the key.
-pub struct AnswerLater(pub oneshot::Receiver<Option<(StatusCode, Vec<(String, String)>)>>);
+pub struct AnswerLater(pub oneshot::Receiver<Option<KeptAnswer>>);
+
+/// The status and headers of an answer kept for replay (its body is empty).
+pub type KeptAnswer = (StatusCode, Vec<(String, String)>);
 
 /// A claimed key whose request is running.
 struct Pending {

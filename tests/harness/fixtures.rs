@@ -160,10 +160,16 @@ fn decode_with_symphonia(extension: &str, bytes: &[u8]) -> Decoded {
 /// granule position keeps after the pre-skip, checked against what really decoded.
 fn decode_ogg_opus(bytes: &[u8]) -> Decoded {
     let mut reader = ogg::PacketReader::new(std::io::Cursor::new(bytes.to_vec()));
-    let head = reader.read_packet().expect("ogg").expect("an OpusHead packet");
+    let head = reader
+        .read_packet()
+        .expect("ogg")
+        .expect("an OpusHead packet");
     assert_eq!(&head.data[..8], b"OpusHead");
     let pre_skip = u64::from(u16::from_le_bytes([head.data[10], head.data[11]]));
-    let tags = reader.read_packet().expect("ogg").expect("an OpusTags packet");
+    let tags = reader
+        .read_packet()
+        .expect("ogg")
+        .expect("an OpusTags packet");
     assert_eq!(&tags.data[..8], b"OpusTags");
     let mut decoder = opus::Decoder::new(48_000, opus::Channels::Mono).expect("an Opus decoder");
     let mut pcm = vec![0i16; 5760];
@@ -174,7 +180,10 @@ fn decode_ogg_opus(bytes: &[u8]) -> Decoded {
             .expect("an Opus packet decodes") as u64;
         granule = packet.absgp_page();
     }
-    assert!(granule <= decoded, "granule {granule} beyond the {decoded} decoded samples");
+    assert!(
+        granule <= decoded,
+        "granule {granule} beyond the {decoded} decoded samples"
+    );
     Decoded {
         sample_rate: 48_000,
         seconds: granule.saturating_sub(pre_skip) as f64 / 48_000.0,

@@ -15,11 +15,11 @@ use actix_web::{
     web,
 };
 use bytes::Bytes;
-use futures_util::StreamExt;
-use tokio::sync::{mpsc, oneshot};
 use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Set};
 use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 use uuid::Uuid;
 
@@ -27,10 +27,10 @@ use crate::{
     entities::{generation, voice},
     error::{ApiError, FieldError, ProblemDetails},
     events::ResourceEvent,
+    idempotency::AnswerLater,
     limits::quota,
     rest::{self, ListPage, Page},
     routes::audio,
-    idempotency::AnswerLater,
     speech::{OutputFormat, SpeechProvider, SynthesisRequest, encode, storage::AudioStorage},
     state::AppState,
     tenant::{TenantContext, permissions, scoped::ScopedDb},
@@ -390,7 +390,10 @@ async fn stream(job: Job, characters: i64) -> Result<HttpResponse, ApiError> {
         };
         let _ = ended.send(recorded.map(|id| {
             let location = format!("/v1/generations/{id}");
-            (StatusCode::SEE_OTHER, vec![("location".to_owned(), location)])
+            (
+                StatusCode::SEE_OTHER,
+                vec![("location".to_owned(), location)],
+            )
         }));
         outcome.map(|_| ())
     });
@@ -407,7 +410,9 @@ async fn stream(job: Job, characters: i64) -> Result<HttpResponse, ApiError> {
     let Some(first) = first else {
         return match running.await {
             Ok(Err(err)) => Err(err),
-            _ => Err(ApiError::internal("a streamed generation ended without audio")),
+            _ => Err(ApiError::internal(
+                "a streamed generation ended without audio",
+            )),
         };
     };
     let (rate, first) = first;
@@ -422,7 +427,8 @@ async fn stream(job: Job, characters: i64) -> Result<HttpResponse, ApiError> {
             },
         }
     });
-    let body = futures_util::stream::once(async move { Ok::<_, std::io::Error>(first) }).chain(rest);
+    let body =
+        futures_util::stream::once(async move { Ok::<_, std::io::Error>(first) }).chain(rest);
     let mut response = HttpResponse::Ok()
         .content_type(format.content_type())
         .insert_header((GENERATION_ID, id.to_string()))
@@ -451,7 +457,10 @@ type Chunk = (u32, Bytes);
 impl Job {
     /// Runs the job, sending each chunk to `audio` (if any) as it is encoded; the quota is
     /// given back if it fails.
-    async fn run(self, audio: Option<mpsc::UnboundedSender<Chunk>>) -> Result<generation::Model, ApiError> {
+    async fn run(
+        self,
+        audio: Option<mpsc::UnboundedSender<Chunk>>,
+    ) -> Result<generation::Model, ApiError> {
         let (state, ctx, reservation) = (self.state.clone(), self.ctx.clone(), self.reservation);
         let outcome = self.synthesize_and_store(audio).await;
         if outcome.is_err() {
@@ -465,7 +474,15 @@ impl Job {
         self,
         audio: Option<mpsc::UnboundedSender<Chunk>>,
     ) -> Result<generation::Model, ApiError> {
-        let Job { state, ctx, provider, voice, input, id, .. } = self;
+        let Job {
+            state,
+            ctx,
+            provider,
+            voice,
+            input,
+            id,
+            ..
+        } = self;
         let speech = state.speech.clone();
         // Held until the audio is stored; the database is not held while synthesizing.
         let _permit = speech.limiter.acquire(&ctx.tenant_id).await?;

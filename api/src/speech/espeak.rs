@@ -92,7 +92,10 @@ impl SpeechProvider for Espeak {
             });
             let errors = tokio::spawn(async move {
                 let mut text = String::new();
-                let _ = (&mut stderr).take(64 * 1024).read_to_string(&mut text).await;
+                let _ = (&mut stderr)
+                    .take(64 * 1024)
+                    .read_to_string(&mut text)
+                    .await;
                 text
             });
             Ok(Running {

@@ -264,7 +264,10 @@ impl Synthesis {
             Some(Ok(encode::Output::Audio(chunk))) => {
                 self.size += chunk.len();
                 if self.size > MAX_AUDIO_BYTES {
-                    return Err(self.fail("provider_error", "the speech provider returned too much audio".into()));
+                    return Err(self.fail(
+                        "provider_error",
+                        "the speech provider returned too much audio".into(),
+                    ));
                 }
                 self.audio.push(chunk.clone());
                 Ok(Some(chunk))
@@ -287,7 +290,10 @@ impl Synthesis {
     pub async fn finish(mut self) -> Result<Synthesized, String> {
         while self.next().await?.is_some() {}
         let Some(finished) = self.finished.take() else {
-            return Err(self.fail("provider_error", "the encoder ended without its summary".into()));
+            return Err(self.fail(
+                "provider_error",
+                "the encoder ended without its summary".into(),
+            ));
         };
         let mut whole = Vec::with_capacity(self.size);
         for chunk in &self.audio {
@@ -298,7 +304,11 @@ impl Synthesis {
             let found = audio::inspect(&whole).map(|info| info.format);
             if found != Ok(container) {
                 let reason = match found {
-                    Ok(other) => format!("the encoder produced {} instead of {}", other.name(), self.format.name()),
+                    Ok(other) => format!(
+                        "the encoder produced {} instead of {}",
+                        other.name(),
+                        self.format.name()
+                    ),
                     Err(e) => format!("the encoder produced unusable audio: {e}"),
                 };
                 return Err(self.fail("unusable_audio", reason));

@@ -441,6 +441,11 @@ export interface components {
              */
             status: string;
         };
+        /**
+         * @description kbit/s
+         * @enum {integer}
+         */
+        Bitrate: 32 | 48 | 64 | 96 | 128 | 160;
         /** @description A Clerk event, as delivered (only what the sync reads). */
         ClerkEvent: {
             /** @description The object the event is about (an organization, user or membership). */
@@ -486,6 +491,7 @@ export interface components {
          *     }
          */
         CreateGeneration: {
+            bitrate?: null | components["schemas"]["Bitrate"];
             format?: null | components["schemas"]["OutputFormat"];
             /**
              * Format: int32
@@ -493,11 +499,17 @@ export interface components {
              *     non-zero pitch; others answer 422.
              */
             pitch?: number | null;
+            sample_rate?: null | components["schemas"]["SampleRate"];
             /**
              * Format: double
              * @description Speaking rate (default 1.0).
              */
             speed?: number | null;
+            /**
+             * @description Answer `200` with the audio while it is produced (chunked) instead of `201` with the
+             *     record once it is stored. The generation is stored either way.
+             */
+            stream?: boolean | null;
             /** @description At most 5 000 characters, not blank; spoken trimmed. */
             text: string;
             /**
@@ -599,7 +611,7 @@ export interface components {
             duration_ms?: number | null;
             /** @description Why synthesis failed (failed generations only). */
             failure_reason?: string | null;
-            /** @description `wav`, `mp3`, `opus` or `flac`. */
+            /** @description `mp3`, `opus`, `flac`, `wav` or `pcm`. */
             format: string;
             /** Format: uuid */
             id: string;
@@ -607,7 +619,10 @@ export interface components {
             pitch: number;
             /** @description The provider that synthesized it (`espeak`, `openai-compatible`). */
             provider: string;
-            /** Format: int32 */
+            /**
+             * Format: int32
+             * @description Samples per second of the stored audio (for `pcm`, the only place it is said).
+             */
             sample_rate?: number | null;
             /**
              * Format: int64
@@ -660,7 +675,7 @@ export interface components {
          * @description An audio format a generation can be produced in.
          * @enum {string}
          */
-        OutputFormat: "wav" | "mp3" | "opus" | "flac";
+        OutputFormat: "mp3" | "opus" | "flac" | "wav" | "pcm";
         /**
          * @description One page of a list, newest first. Pass `next_cursor` back as `cursor` for the next page;
          *     it is null on the last page.
@@ -678,7 +693,7 @@ export interface components {
                 duration_ms?: number | null;
                 /** @description Why synthesis failed (failed generations only). */
                 failure_reason?: string | null;
-                /** @description `wav`, `mp3`, `opus` or `flac`. */
+                /** @description `mp3`, `opus`, `flac`, `wav` or `pcm`. */
                 format: string;
                 /** Format: uuid */
                 id: string;
@@ -686,7 +701,10 @@ export interface components {
                 pitch: number;
                 /** @description The provider that synthesized it (`espeak`, `openai-compatible`). */
                 provider: string;
-                /** Format: int32 */
+                /**
+                 * Format: int32
+                 * @description Samples per second of the stored audio (for `pcm`, the only place it is said).
+                 */
                 sample_rate?: number | null;
                 /**
                  * Format: int64
@@ -898,6 +916,11 @@ export interface components {
             resource_name: string;
             scopes_supported: string[];
         };
+        /**
+         * @description Samples per second
+         * @enum {integer}
+         */
+        SampleRate: 8000 | 16000 | 22050 | 24000 | 44100 | 48000;
         /** @description A task. */
         Task: {
             assignee_user_id?: string | null;
@@ -1913,6 +1936,29 @@ export interface operations {
             };
         };
         responses: {
+            /** @description `"stream": true`: the audio, sent while it is produced (chunked). The generation is stored when synthesis ends; a stream that ends without its final chunk (the connection closes early) means synthesis failed, and the record (`x-generation-id`) says why */
+            200: {
+                headers: {
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    /** @description Characters this generation was charged */
+                    "x-character-count"?: number;
+                    /** @description The generation being stored */
+                    "x-generation-id"?: string;
+                    /** @description Samples per second of the audio */
+                    "x-sample-rate"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "audio/mpeg": number[];
+                    "audio/ogg; codecs=opus": number[];
+                    "audio/flac": number[];
+                    "audio/wav": number[];
+                    "audio/pcm": number[];
+                };
+            };
             /** @description Synthesized and stored */
             201: {
                 headers: {
@@ -1931,6 +1977,19 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Generation"];
                 };
+            };
+            /** @description A retry, with the same `Idempotency-Key`, of a streamed request: the generation it made (`idempotent-replayed: true`) */
+            303: {
+                headers: {
+                    /** @description The generation's URL */
+                    Location?: string;
+                    /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
+                    RateLimit?: string;
+                    /** @description The workspace's plan as a quota policy: `"<plan>";q=<burst>;w=<seconds to refill it>` */
+                    "RateLimit-Policy"?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description Malformed request: body, path or query; or `invalid_idempotency_key`: an empty, malformed or too long Idempotency-Key */
             400: {
@@ -2017,7 +2076,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description Invalid fields, a voice this workspace cannot use, or a `format` or non-zero `pitch` the configured provider cannot produce; or `idempotency_key_reused`: this Idempotency-Key was used for a different request */
+            /** @description Invalid fields, a voice this workspace cannot use, or a non-zero `pitch` the configured provider cannot produce; or `idempotency_key_reused`: this Idempotency-Key was used for a different request */
             422: {
                 headers: {
                     /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */
@@ -2071,7 +2130,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemDetails"];
                 };
             };
-            /** @description Synthesis failed; recorded as a failed generation */
+            /** @description Synthesis or encoding failed before any audio was sent; recorded as a failed generation */
             502: {
                 headers: {
                     /** @description What is left of it now: `"<plan>";r=<requests left>;t=<seconds until the burst is whole>` */

@@ -51,7 +51,8 @@ impl Flac {
 
     /// The 64 bits of rate (20), channels - 1 (3), bits - 1 (5) and total samples (36).
     fn rate_field(&self, total: u64) -> [u8; 8] {
-        let packed = (u64::from(self.sample_rate) << 44) | (15u64 << 36) | (total & ((1 << 36) - 1));
+        let packed =
+            (u64::from(self.sample_rate) << 44) | (15u64 << 36) | (total & ((1 << 36) - 1));
         packed.to_be_bytes()
     }
 
@@ -76,8 +77,9 @@ impl Flac {
         buffer
             .fill_interleaved(&self.block)
             .map_err(|e| failed(format!("{e:?}")))?;
-        let frame = flacenc::encode_fixed_size_frame(&self.config, &buffer, self.frames, &self.info)
-            .map_err(|e| failed(format!("{e:?}")))?;
+        let frame =
+            flacenc::encode_fixed_size_frame(&self.config, &buffer, self.frames, &self.info)
+                .map_err(|e| failed(format!("{e:?}")))?;
         let mut sink = MemSink::<u8>::with_capacity(self.block.len() * 16);
         frame
             .write(&mut sink)

@@ -102,7 +102,9 @@ trait Encode: Send {
 /// What [`transcode`] yields.
 pub enum Output {
     /// First, once the provider's format is known: the output's sample rate.
-    Started { sample_rate: u32 },
+    Started {
+        sample_rate: u32,
+    },
     Audio(Bytes),
     Finished(Finished),
 }
@@ -190,7 +192,9 @@ fn encode_all(
         }
         if !out.is_empty() {
             let audio = Bytes::from(std::mem::take(&mut out));
-            output.blocking_send(Ok(Output::Audio(audio))).map_err(|_| gone())?;
+            output
+                .blocking_send(Ok(Output::Audio(audio)))
+                .map_err(|_| gone())?;
         }
     }
     let spec = reader
@@ -286,7 +290,11 @@ mod tests {
                 };
                 // MP3 frames hold 1 152 samples and add the encoder's delay: within 3 %
                 // on 3 s; the other formats are exact to a block.
-                let tolerance = if format == OutputFormat::Mp3 { 0.09 } else { 0.01 };
+                let tolerance = if format == OutputFormat::Mp3 {
+                    0.09
+                } else {
+                    0.01
+                };
                 assert!(
                     (seconds - 3.0).abs() < tolerance,
                     "{format:?} at {rate:?}: {seconds} s"
@@ -313,7 +321,10 @@ mod tests {
         let mp3_32 = size(OutputFormat::Mp3, Some(32)).await;
         let opus = size(OutputFormat::Opus, None).await;
         assert!(mp3_64 < wav.len() / 4, "mp3 {mp3_64} vs wav {}", wav.len());
-        assert!(mp3_32 * 3 < mp3_64 * 2, "32 kbit/s {mp3_32} vs 64 kbit/s {mp3_64}");
+        assert!(
+            mp3_32 * 3 < mp3_64 * 2,
+            "32 kbit/s {mp3_32} vs 64 kbit/s {mp3_64}"
+        );
         assert!(opus < wav.len() / 8, "opus {opus}");
     }
 

@@ -28,7 +28,9 @@ impl Mp3 {
         let mut builder = Builder::new().ok_or("the mp3 encoder could not start")?;
         builder.set_num_channels(1).map_err(failed)?;
         builder.set_sample_rate(sample_rate).map_err(failed)?;
-        builder.set_brate(lame_bitrate(bitrate_kbps)?).map_err(failed)?;
+        builder
+            .set_brate(lame_bitrate(bitrate_kbps)?)
+            .map_err(failed)?;
         builder.set_mode(Mode::Mono).map_err(failed)?;
         builder.set_quality(Quality::Good).map_err(failed)?;
         builder.set_to_write_vbr_tag(false).map_err(failed)?;

@@ -80,7 +80,12 @@ impl Opus {
         Ok(())
     }
 
-    fn write(&mut self, packet: Vec<u8>, end: PacketWriteEndInfo, granule: u64) -> Result<(), String> {
+    fn write(
+        &mut self,
+        packet: Vec<u8>,
+        end: PacketWriteEndInfo,
+        granule: u64,
+    ) -> Result<(), String> {
         self.writer
             .write_packet(packet, SERIAL, end, granule)
             .map_err(|e| format!("writing the ogg stream failed: {e}"))
@@ -105,7 +110,7 @@ impl Opus {
         };
         let end = if last {
             PacketWriteEndInfo::EndStream
-        } else if self.packets % PACKETS_PER_PAGE == 0 {
+        } else if self.packets.is_multiple_of(PACKETS_PER_PAGE) {
             PacketWriteEndInfo::EndPage
         } else {
             PacketWriteEndInfo::NormalPacket

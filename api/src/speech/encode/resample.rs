@@ -102,7 +102,10 @@ mod tests {
     fn the_output_lasts_as_long_as_the_input() {
         for (from, to) in [(22_050, 48_000), (22_050, 16_000), (24_000, 44_100)] {
             let input: Vec<i16> = (0..from as usize * 2)
-                .map(|i| ((i as f64 * 440.0 * std::f64::consts::TAU / from as f64).sin() * 10_000.0) as i16)
+                .map(|i| {
+                    ((i as f64 * 440.0 * std::f64::consts::TAU / from as f64).sin() * 10_000.0)
+                        as i16
+                })
                 .collect();
             let mut resampler = Resampler::new(from, to).unwrap();
             let mut out = vec![];
@@ -114,7 +117,10 @@ mod tests {
             // A 440 Hz tone keeps its loudness (no silence from a misplaced delay).
             let middle = &out[out.len() / 4..out.len() * 3 / 4];
             let peak = middle.iter().map(|s| s.unsigned_abs()).max().unwrap();
-            assert!((9_000..=11_000).contains(&peak), "{from} -> {to}: peak {peak}");
+            assert!(
+                (9_000..=11_000).contains(&peak),
+                "{from} -> {to}: peak {peak}"
+            );
         }
     }
 }

@@ -190,7 +190,11 @@ mod tests {
     #[test]
     fn not_wav_is_an_error() {
         let mut out = vec![];
-        assert!(WavReader::default().push(b"ID3\x04 not a wav at all", &mut out).is_err());
+        assert!(
+            WavReader::default()
+                .push(b"ID3\x04 not a wav at all", &mut out)
+                .is_err()
+        );
         assert!(WavReader::default().finish().is_err());
     }
 }
