@@ -339,6 +339,79 @@ async fn a_stream_carries_only_what_the_caller_may_read() {
         .assert_problem(403, "forbidden");
 }
 
+#[tokio::test]
+async fn deleting_a_project_sends_task_deleted_for_each_of_its_tasks() {
+    let (a, b, c) = three_instances().await;
+    let acme = a.token(admin("org_acme"));
+    let project = a
+        .post(
+            "/v1/projects",
+            &acme,
+            serde_json::json!({ "name": "Launch" }),
+        )
+        .await;
+    assert_eq!(project.status, 201, "{}", project.json);
+    let project_id = project.json["id"].as_str().unwrap().to_owned();
+    let mut in_project = vec![];
+    for title in ["one", "two", "three"] {
+        let body = serde_json::json!({ "title": title, "project_id": project_id });
+        let reply = b.post("/v1/tasks", &acme, body).await;
+        assert_eq!(reply.status, 201, "{}", reply.json);
+        in_project.push(reply.json["id"].as_str().unwrap().to_owned());
+    }
+    let elsewhere = create_task(&a, &acme, "not in the project").await;
+
+    let mut stream = open(&c, &acme, None).await;
+    let deleted = b.delete(&format!("/v1/projects/{project_id}"), &acme).await;
+    assert_eq!(deleted.status, 204, "{}", deleted.json);
+
+    let mut tasks_heard = vec![];
+    for _ in &in_project {
+        let event = stream.next("org_acme").await;
+        assert_eq!(event.kind, "task.deleted", "{event:?}");
+        assert!(event.data["version"].is_null(), "{event:?}");
+        assert!(event.data.get("resource").is_none(), "{event:?}");
+        tasks_heard.push(event.data["id"].as_str().unwrap().to_owned());
+    }
+    let event = stream.next("org_acme").await;
+    assert_eq!(event.kind, "project.deleted", "{event:?}");
+    assert_eq!(event.data["id"], project_id.as_str());
+    stream.quiet().await;
+    tasks_heard.sort();
+    in_project.sort();
+    assert_eq!(tasks_heard, in_project);
+
+    // The task outside the project is still there; the others are gone.
+    let reply = a
+        .get(
+            &format!("/v1/tasks/{}", elsewhere["id"].as_str().unwrap()),
+            &acme,
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.json);
+    for id in &in_project {
+        let reply = a.get(&format!("/v1/tasks/{id}"), &acme).await;
+        assert_eq!(reply.status, 404, "{}", reply.json);
+    }
+
+    // A project without tasks: only its own event.
+    let empty = a
+        .post(
+            "/v1/projects",
+            &acme,
+            serde_json::json!({ "name": "Empty" }),
+        )
+        .await;
+    let empty_id = empty.json["id"].as_str().unwrap().to_owned();
+    assert_eq!(stream.next("org_acme").await.kind, "project.created");
+    let deleted = a.delete(&format!("/v1/projects/{empty_id}"), &acme).await;
+    assert_eq!(deleted.status, 204, "{}", deleted.json);
+    let event = stream.next("org_acme").await;
+    assert_eq!(event.kind, "project.deleted", "{event:?}");
+    assert_eq!(event.data["id"], empty_id.as_str());
+    stream.quiet().await;
+}
+
 /// Writes through several instances at once all commit (on SQLite too: two Apps on one file
 /// wait for its write lock instead of failing with "database is locked") and all reach a
 /// stream, in the log's id order.
