@@ -5,10 +5,10 @@
 use std::time::{Duration, Instant};
 
 use resonance_tests::{
-    TestApp,
+    TestApp, TokenSpec,
     fixtures::admin,
     proxy::TcpProxy,
-    webhooks::{deleted, deliver_ok, secret, user},
+    webhooks::{add_member, deleted, deliver_ok, membership, remove_member, secret, user},
 };
 
 /// How soon every instance must refuse what was revoked on one.
@@ -133,6 +133,141 @@ async fn a_lost_listener_connection_leaves_no_stale_access() {
     .await;
     let at = Instant::now();
     refused_within(&c, &other, at, "C (listener restored)").await;
+}
+
+// ---- membership changes revoke session tokens already issued -------------------------------
+
+/// `user`'s session token for `org` as `role`, issued now.
+fn member_token(app: &TestApp, org: &str, user: &str, role: &str) -> String {
+    app.token(TokenSpec::org(org, role).user(user))
+}
+
+/// Waits until a whole second has begun since now: a token minted then has a later `iat`
+/// (whole seconds) than anything that happened before.
+async fn next_second() {
+    let now = chrono::Utc::now();
+    let into = now.timestamp_subsec_millis() as u64;
+    tokio::time::sleep(Duration::from_millis(1_000 - into + 20)).await;
+}
+
+#[tokio::test]
+async fn a_removed_members_session_token_is_refused_by_every_instance_within_a_second() {
+    let (a, b, c) = three_instances().await;
+    add_member(&a, "org_a", "user_bob", "admin").await;
+    add_member(&a, "org_a", "user_ann", "admin").await;
+    let bob = member_token(&a, "org_a", "user_bob", "admin");
+    let ann = member_token(&a, "org_a", "user_ann", "admin");
+    // Bob in another organization, and in his personal workspace.
+    let bob_elsewhere = member_token(&a, "org_other", "user_bob", "admin");
+    let bob_personal = a.token(TokenSpec::personal("user_bob"));
+    for token in [&bob, &ann, &bob_elsewhere, &bob_personal] {
+        served_everywhere(&[&a, &b, &c], token).await;
+    }
+
+    remove_member(&a, "org_a", "user_bob", "admin").await;
+    let at = Instant::now();
+    refused_within(&b, &bob, at, "B").await;
+    refused_within(&c, &bob, at, "C").await;
+    refused_within(&a, &bob, at, "A").await;
+    let reply = b.get("/v1/projects", &bob).await;
+    let problem = reply.assert_problem(401, "unauthorized");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("membership changed"),
+        "{problem}"
+    );
+    assert!(
+        reply
+            .header("www-authenticate")
+            .is_some_and(|h| h.contains("invalid_token")),
+        "{:?}",
+        reply.header("www-authenticate")
+    );
+    // Only Bob, only in that organization.
+    for token in [&ann, &bob_elsewhere, &bob_personal] {
+        served_everywhere(&[&a, &b, &c], token).await;
+    }
+
+    // An instance that starts after the removal refuses the token as well (read from the
+    // database), and so does one whose verified-token cache was emptied.
+    let d = TestApp::spawn_on(a.clerk.clone(), a.db.shared(), |_| {}).await;
+    d.get("/v1/projects", &bob)
+        .await
+        .assert_problem(401, "unauthorized");
+    served_everywhere(&[&d], &ann).await;
+}
+
+#[tokio::test]
+async fn a_role_change_revokes_older_session_tokens_and_newer_ones_work() {
+    let (a, b, c) = three_instances().await;
+    add_member(&a, "org_a", "user_bob", "admin").await;
+    let before = member_token(&a, "org_a", "user_bob", "admin");
+    served_everywhere(&[&a, &b, &c], &before).await;
+
+    let demoted = membership(
+        "organizationMembership.updated",
+        "org_a",
+        "user_bob",
+        "reader",
+        3_000,
+    );
+    deliver_ok(&a, &demoted, "applied").await;
+    let at = Instant::now();
+    refused_within(&b, &before, at, "B").await;
+    refused_within(&c, &before, at, "C").await;
+    refused_within(&a, &before, at, "A").await;
+
+    // Clerk's next token names the new role; issued after the change, it works everywhere,
+    // with what the new role allows.
+    next_second().await;
+    let after = member_token(&a, "org_a", "user_bob", "reader");
+    served_everywhere(&[&a, &b, &c], &after).await;
+    let write = b
+        .post("/v1/projects", &after, serde_json::json!({ "name": "No" }))
+        .await;
+    write.assert_problem(403, "forbidden");
+    // The old token stays refused.
+    c.get("/v1/projects", &before)
+        .await
+        .assert_problem(401, "unauthorized");
+
+    // A redelivery of the same change is stale and revokes nothing new.
+    deliver_ok(&a, &demoted, "stale").await;
+    served_everywhere(&[&a, &b, &c], &after).await;
+}
+
+#[tokio::test]
+async fn a_revocation_missed_by_a_deaf_listener_is_read_from_the_database() {
+    let a = TestApp::spawn_with(|args| args.clerk_webhook_secret = Some(secret())).await;
+    let Some(host) = a.db.postgres_host() else {
+        return; // SQLite: one process, no listener connection to lose.
+    };
+    let proxy = TcpProxy::start(&host).await;
+    let via_proxy = a.db.app_url_via(&proxy.address);
+    let c = TestApp::spawn_on(a.clerk.clone(), a.db.shared(), |args| {
+        args.events_database_url = Some(via_proxy);
+    })
+    .await;
+    add_member(&a, "org_a", "user_bob", "admin").await;
+    let bob = member_token(&a, "org_a", "user_bob", "admin");
+    let other = a.token(admin("org_other"));
+    served_everywhere(&[&a, &c], &bob).await;
+
+    // C cannot hear the removal: it forgets its cached tokens, and the self-contained token
+    // would verify again, but the revocation is read from the database.
+    proxy.cut();
+    remove_member(&a, "org_a", "user_bob", "admin").await;
+    let at = Instant::now();
+    refused_within(&c, &bob, at, "C (listener cut)").await;
+    served_everywhere(&[&c], &other).await;
+
+    proxy.restore();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    c.get("/v1/projects", &bob)
+        .await
+        .assert_problem(401, "unauthorized");
 }
 
 // ---- live events (`GET /v1/events`) --------------------------------------------------------
