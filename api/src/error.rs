@@ -365,7 +365,10 @@ impl From<sea_orm::DbErr> for ApiError {
 ///   it was closed while being opened (see [`closed_during_handshake`]);
 /// - the server refused or ended the session: SQLSTATE class `08` (connection exception),
 ///   `57P01` admin_shutdown, `57P02` crash_shutdown, `57P03` cannot_connect_now (starting
-///   up or shutting down), `53300` too_many_connections.
+///   up or shutting down), `53300` too_many_connections;
+/// - SQLite's file is locked by another process for longer than its busy timeout
+///   (`SQLITE_BUSY`, `SQLITE_LOCKED`, with their extended codes): another instance on the same
+///   file is writing.
 pub fn database_unavailable(err: &sea_orm::DbErr) -> bool {
     use sea_orm::{DbErr, RuntimeErr};
     match err {
@@ -383,8 +386,20 @@ pub fn sqlx_unavailable(err: &sea_orm::sqlx::Error) -> bool {
     match err {
         Error::PoolTimedOut | Error::PoolClosed => true,
         Error::Protocol(message) => closed_during_handshake(message),
+        Error::Database(db) if sqlite_busy(db.as_ref()) => true,
         other => connection_lost(other),
     }
+}
+
+/// `SQLITE_BUSY` (5) or `SQLITE_LOCKED` (6), whatever the extended code: the file is being
+/// written by another connection. The same work may succeed a moment later.
+fn sqlite_busy(err: &dyn sea_orm::sqlx::error::DatabaseError) -> bool {
+    use sea_orm::sqlx::sqlite::SqliteError;
+    err.try_downcast_ref::<SqliteError>().is_some()
+        && err
+            .code()
+            .and_then(|code| code.parse::<i32>().ok())
+            .is_some_and(|code| matches!(code & 0xff, 5 | 6))
 }
 
 /// sqlx's report of a connection closed by the other end as soon as it was opened, before
@@ -564,6 +579,32 @@ mod tests {
         // The pool had no connection to give: a new one would wait the same.
         assert!(!connection_lost(&sqlx::Error::PoolTimedOut));
         assert!(!connection_lost(&server("42601")));
+    }
+
+    /// A real `SQLITE_BUSY`: a second connection asks for the write lock another holds.
+    #[tokio::test]
+    async fn a_locked_sqlite_file_is_503_database_unavailable() {
+        use sea_orm::sqlx::{Connection, Executor, sqlite::SqliteConnectOptions};
+        let dir = tempfile::tempdir().unwrap();
+        let options = SqliteConnectOptions::new()
+            .filename(dir.path().join("busy.db"))
+            .create_if_missing(true)
+            .busy_timeout(std::time::Duration::ZERO);
+        let mut writer = sqlx::SqliteConnection::connect_with(&options)
+            .await
+            .unwrap();
+        let mut other = sqlx::SqliteConnection::connect_with(&options)
+            .await
+            .unwrap();
+        writer.execute("CREATE TABLE t (x INTEGER)").await.unwrap();
+        writer.execute("BEGIN IMMEDIATE").await.unwrap();
+        let busy = other.execute("BEGIN IMMEDIATE").await.unwrap_err();
+        assert!(sqlx_unavailable(&busy), "{busy}");
+        let api = api(DbErr::Exec(RuntimeErr::SqlxError(Arc::new(busy))));
+        assert_eq!(api.code(), "database_unavailable");
+        // Other SQLite errors stay defects.
+        let missing = other.execute("SELECT * FROM nowhere").await.unwrap_err();
+        assert!(!sqlx_unavailable(&missing), "{missing}");
     }
 
     #[test]

@@ -16,7 +16,7 @@ use crate::{
     db::{self, Pools},
     events::{self, Bus},
     http::{self, not_found, request_context},
-    invalidation::Caches,
+    invalidation::{self, Caches},
     limits::{self, Limits},
     openapi,
     routes::{self, metrics::MetricsAccess},
@@ -80,6 +80,11 @@ pub async fn prepare(config: Config) -> anyhow::Result<AppState> {
         .context("setting up the shared synthesis slots")?;
         speech.limiter.share_across_instances(slots);
     }
+    // After listening: a revocation committed from here on is heard, any earlier one is read.
+    // A new instance must not accept a session token another instance already refuses.
+    invalidation::load_revocations(&auth, &tenants)
+        .await
+        .context("cannot load the session revocations")?;
     Ok(AppState {
         config: Arc::new(config),
         tenants,

@@ -11,6 +11,7 @@ mod m20261125_000005_usage;
 mod m20261125_000006_idempotency;
 mod m20261204_000007_billing;
 mod m20261204_000008_events;
+mod m20261204_000009_session_revocations;
 pub mod rls;
 
 pub struct Migrator;
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000006_idempotency::Migration),
             Box::new(m20261204_000007_billing::Migration),
             Box::new(m20261204_000008_events::Migration),
+            Box::new(m20261204_000009_session_revocations::Migration),
         ]
     }
 }

@@ -17,6 +17,7 @@ pub mod inspect;
 pub mod keys;
 pub mod limits;
 pub mod machine;
+pub mod revocations;
 pub mod session;
 pub mod svix;
 
@@ -36,14 +37,19 @@ use self::{
     keys::{JwksCache, KeySource},
     limits::VerifyLimits,
     machine::MachineVerifier,
+    revocations::Revocations,
     session::{MAX_TOKEN_BYTES, SessionVerifier},
 };
 use crate::{
     config::{ClerkConfig, ClerkLimits, Config, Environment, frontend_api_host},
     error::{ApiError, Unauthorized},
     telemetry::metrics,
-    tenant::{TenantContext, TokenKind},
+    tenant::{TenantContext, TenantKind, TokenKind},
 };
+
+/// Why a session token older than a change of its membership is refused.
+const REVOKED_SESSION: &str =
+    "session revoked: the organization membership changed after this token was issued";
 
 /// How long clients are asked to wait when Clerk cannot be reached.
 pub const RETRY_AFTER: Duration = Duration::from_secs(5);
@@ -237,6 +243,7 @@ pub struct Authenticator {
     verified: TokenCache,
     max_bytes: u64,
     limits: VerifyLimits,
+    revocations: Revocations,
 }
 
 impl Authenticator {
@@ -296,12 +303,14 @@ impl Authenticator {
         machine: MachineVerifier,
         limits: &ClerkLimits,
     ) -> Self {
+        let skew = Duration::from_secs(session.skew.max(0) as u64);
         Authenticator {
             session,
             machine,
             verified: token_cache(limits.token_cache_max_bytes),
             max_bytes: limits.token_cache_max_bytes,
             limits: VerifyLimits::new(limits),
+            revocations: Revocations::new(skew),
         }
     }
 
@@ -325,6 +334,48 @@ impl Authenticator {
     /// Drops every cached verdict (events may have been missed).
     pub fn forget_all_tokens(&self) {
         self.verified.invalidate_all();
+    }
+
+    /// Refuses `user`'s session tokens for `tenant` issued before `at_ms` (Unix milliseconds):
+    /// their membership was removed or their role changed then (see [`revocations`]).
+    pub fn revoke_sessions(&self, tenant: &str, user: &str, at_ms: i64) {
+        let now = chrono::Utc::now().timestamp_millis();
+        self.revocations.revoke(tenant, user, at_ms, now);
+    }
+
+    /// The oldest revocation that still matters (Unix milliseconds): older ones need not be
+    /// loaded.
+    pub fn revocation_horizon(&self) -> i64 {
+        self.revocations
+            .horizon(chrono::Utc::now().timestamp_millis())
+    }
+
+    /// True when `ctx` comes from a session token issued before a change of its membership.
+    /// Machine tokens are verified by Clerk, which revokes them itself.
+    pub fn is_revoked(&self, ctx: &TenantContext) -> bool {
+        let session = matches!(
+            ctx.token_kind,
+            TokenKind::SessionToken | TokenKind::DevelopmentToken
+        );
+        let Some(user) = &ctx.user_id else {
+            return false;
+        };
+        session
+            && ctx.tenant_kind == TenantKind::Organization
+            && self.revocations.revoked(
+                &ctx.tenant_id,
+                user,
+                ctx.issued_at,
+                chrono::Utc::now().timestamp_millis(),
+            )
+    }
+
+    /// 401 for a revoked session token ([`Authenticator::is_revoked`]).
+    fn refuse_revoked(&self, ctx: &TenantContext) -> Result<(), ApiError> {
+        if self.is_revoked(ctx) {
+            return Err(reject(REVOKED_SESSION));
+        }
+        Ok(())
     }
 
     /// The issuer session tokens must carry, when known.
@@ -359,13 +410,16 @@ impl Authenticator {
         let hit = self.verified.get(&key).await;
         metrics::record_token_cache(hit.is_some());
         if let Some(hit) = hit {
-            return hit.into_result();
+            let ctx = hit.into_result()?;
+            self.refuse_revoked(&ctx)?;
+            return Ok(ctx);
         }
         if let Some(kind) = machine::kind_of(token) {
             return self.verify_machine(token, kind, key, client).await;
         }
         let now = chrono::Utc::now().timestamp();
         let verified = self.session.verify(token, now).await?;
+        self.refuse_revoked(&verified.ctx)?;
         let remaining = verified.exp - now;
         let ctx = Arc::new(verified.ctx);
         if remaining > 0 {
@@ -457,7 +511,7 @@ fn refusal_label(why: &str) -> &'static str {
     match why {
         "token expired" => "expired",
         "bad signature" => "invalid_signature",
-        "token revoked" => "revoked",
+        "token revoked" | REVOKED_SESSION => "revoked",
         "unknown token" => "unknown",
         _ if why.starts_with("unknown signing key") => "unknown_key",
         _ if why.starts_with("malformed") || why.contains("larger than") => "malformed",
@@ -489,6 +543,7 @@ mod tests {
             principal: format!("user_2y{i:024}"),
             subscribed_plan: None,
             expires_at: None,
+            issued_at: None,
         }
     }
 
@@ -532,6 +587,7 @@ mod tests {
         assert_eq!(label(reject("token expired")), "expired");
         assert_eq!(label(reject("bad signature")), "invalid_signature");
         assert_eq!(label(reject("token revoked")), "revoked");
+        assert_eq!(label(reject(REVOKED_SESSION)), "revoked");
         assert_eq!(label(reject("unknown token")), "unknown");
         let unknown_kid = reject("unknown signing key: the kid is not in the JWKS");
         assert_eq!(label(unknown_kid), "unknown_key");

@@ -217,12 +217,14 @@ impl SessionVerifier {
             ));
         }
 
+        let claims_iat = claims.iat;
         let mut ctx = match jwt_type {
             JwtType::AccessToken => access_token_context(sub, &claims)?,
             JwtType::Session if sub.starts_with("mch_") => machine_jwt_context(sub, &claims)?,
             JwtType::Session => session_context(sub, claims, self.kind),
         };
         ctx.expires_at = Some(exp);
+        ctx.issued_at = claims_iat;
         Ok(Verified { ctx, exp })
     }
 }
@@ -244,6 +246,7 @@ fn personal(user: String, kind: TokenKind, permissions: BTreeSet<String>) -> Ten
         principal: user,
         subscribed_plan: None,
         expires_at: None,
+        issued_at: None,
     }
 }
 
@@ -304,6 +307,7 @@ fn session_context(sub: String, claims: Claims, kind: TokenKind) -> TenantContex
                 principal: sub,
                 subscribed_plan: None,
                 expires_at: None,
+                issued_at: None,
             }
         }
     };
@@ -392,6 +396,7 @@ pub(crate) fn machine_in_org(
         principal,
         subscribed_plan: None,
         expires_at: None,
+        issued_at: None,
     }
 }
 

@@ -35,8 +35,15 @@ pub enum Notice {
     TenantDeleted { tenant_id: String },
     /// A user was deleted, and with them their personal workspace (whose id is the user id).
     UserDeleted { user_id: String },
-    /// A member was removed from a workspace, or their role changed.
-    MembershipChanged { tenant_id: String, user_id: String },
+    /// A member was removed from a workspace, or their role changed: their session tokens
+    /// issued before `revoked_at` (Unix milliseconds) are refused from now on. Absent from
+    /// an older instance's payload: the time it is heard is used.
+    MembershipChanged {
+        tenant_id: String,
+        user_id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        revoked_at: Option<i64>,
+    },
     /// A workspace's subscription (so its plan) changed.
     SubscriptionChanged { tenant_id: String },
     /// A row was added to a workspace's event log (`GET /v1/events`); streams read its body
@@ -180,13 +187,23 @@ mod tests {
         let notice = Notice::MembershipChanged {
             tenant_id: "org_a".into(),
             user_id: "user_b".into(),
+            revoked_at: Some(1_764_000_000_123),
         };
         let payload = serde_json::to_string(&notice).unwrap();
         assert_eq!(
             payload,
-            r#"{"type":"membership_changed","tenant_id":"org_a","user_id":"user_b"}"#
+            r#"{"type":"membership_changed","tenant_id":"org_a","user_id":"user_b","revoked_at":1764000000123}"#
         );
         assert_eq!(parse(&payload), notice);
+        // What an instance of the previous version publishes.
+        let older = r#"{"type":"membership_changed","tenant_id":"org_a","user_id":"user_b"}"#;
+        assert!(matches!(
+            parse(older),
+            Notice::MembershipChanged {
+                revoked_at: None,
+                ..
+            }
+        ));
         assert_eq!(parse(r#"{"type":"something_new"}"#), Notice::Resync);
     }
 

@@ -175,7 +175,7 @@ pub async fn stream_events(
                 notice = notices.recv() => match notice {
                     Ok(Notice::Logged { tenant_id: t, .. }) if t == tenant_id => behind = true,
                     Ok(Notice::TenantDeleted { tenant_id: t }) if t == tenant_id => return,
-                    Ok(Notice::MembershipChanged { tenant_id: t, user_id })
+                    Ok(Notice::MembershipChanged { tenant_id: t, user_id, .. })
                         if t == tenant_id && ctx.user_id.as_deref() == Some(user_id.as_str()) => return,
                     // Notices may have been missed: the log says what happened.
                     Ok(Notice::Resync) | Err(RecvError::Lagged(_)) => behind = true,
@@ -183,6 +183,11 @@ pub async fn stream_events(
                     Err(RecvError::Closed) => return,
                 },
                 _ = heartbeat.tick() => {
+                    // A revocation this instance learnt without its notice (loaded after a
+                    // gap) ends the stream too.
+                    if state.auth.is_revoked(&ctx) {
+                        return;
+                    }
                     if tx.try_send(": keep-alive\n\n".to_owned()).is_err() {
                         return;
                     }

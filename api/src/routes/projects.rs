@@ -293,12 +293,21 @@ pub async fn delete(
     let precondition = Precondition::from_request(&req);
     let db = ScopedDb::begin(&state.tenants, &ctx).await?;
     let current = rest::current::<project::Entity>(&db, *id, precondition).await?;
-    db.delete(task::Entity::delete_many().filter(task::Column::ProjectId.eq(current.id)))
+    let tasks = db
+        .delete_returning(
+            task::Entity::delete_many().filter(task::Column::ProjectId.eq(current.id)),
+        )
         .await?;
     rest::delete_at::<project::Entity>(&db, current.id, current.version).await?;
-    // Its tasks went too: clients drop the project's tasks on this event.
-    db.publish(ResourceEvent::deleted("project.deleted", current.id))
-        .await?;
+    // A `task.deleted` for each task that went (exactly those the DELETE returned), then
+    // `project.deleted`: one statement, like any single change's event, and last, so the
+    // workspace's log is locked only until the commit.
+    let mut events: Vec<_> = tasks
+        .iter()
+        .map(|t| ResourceEvent::deleted("task.deleted", t.id))
+        .collect();
+    events.push(ResourceEvent::deleted("project.deleted", current.id));
+    db.publish_all(events).await?;
     db.commit().await?;
     Ok(HttpResponse::NoContent().finish())
 }

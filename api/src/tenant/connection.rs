@@ -8,7 +8,8 @@
 
 use sea_orm::{
     ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, ExecResult,
-    QueryResult, RuntimeErr, Statement, TransactionTrait,
+    QueryResult, RuntimeErr, SqliteTransactionMode, Statement, TransactionOptions,
+    TransactionTrait,
     sea_query::Values,
     sqlx::{
         self, Connection, Executor, PgPool, Postgres, SqlSafeStr, SqlStr, pool::PoolConnection,
@@ -39,7 +40,16 @@ impl RequestTransaction {
     /// while connections are healthy.
     pub async fn begin(db: &DatabaseConnection, tenant_id: Option<&str>) -> Result<Self, DbErr> {
         if db.get_database_backend() != DbBackend::Postgres {
-            return Ok(Self::Orm(db.begin().await?));
+            // IMMEDIATE: the write lock is taken (or waited for, up to the busy timeout) at
+            // BEGIN. A deferred transaction that read first cannot take it once another
+            // process on the same file has written (SQLITE_BUSY at once, no waiting), so two
+            // instances on one file would fail each other's writes. Within one instance
+            // nothing is lost: its pool has one connection.
+            let options = TransactionOptions {
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                ..TransactionOptions::default()
+            };
+            return Ok(Self::Orm(db.begin_with_options(options).await?));
         }
         let pool = db.get_postgres_connection_pool();
         // A simple-protocol message takes no parameters, so the tenant id goes in as a

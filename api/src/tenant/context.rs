@@ -74,6 +74,10 @@ pub struct TenantContext {
     /// one request, such as the event stream, end then.
     #[serde(skip)]
     pub expires_at: Option<i64>,
+    /// When a session token was issued (`iat`, Unix seconds): a membership change after it
+    /// revokes the token (see `auth::revocations`).
+    #[serde(skip)]
+    pub issued_at: Option<i64>,
 }
 
 impl TenantContext {

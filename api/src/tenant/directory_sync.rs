@@ -8,6 +8,8 @@
 //!   overwrites a newer one, and how deletions stay final.
 //! - Unknown event types are recorded and ignored, so Clerk does not retry them.
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -18,6 +20,22 @@ use super::{
     permissions::normalize_role,
 };
 use crate::{error::ApiError, events::Notice, speech::storage::AudioStorage};
+
+/// How long revocation rows are kept: far longer than any session token can outlive its
+/// revocation (`auth::revocations` needs them for its longest token lifetime plus skew).
+const REVOCATIONS_KEPT: Duration = Duration::from_secs(3600);
+
+/// How far ahead of ours Clerk's clock is believed, at most (the default clock skew).
+const CLERK_CLOCK_AHEAD: i64 = 5_000;
+
+/// When a membership change revokes the member's older session tokens (Unix milliseconds):
+/// now, or Clerk's time of the event when that is later. A token's `iat` is Clerk's clock, so
+/// with Clerk's clock ahead of ours a token issued just before the change could otherwise
+/// look newer than the revocation.
+fn revocation_time(event_time: Option<i64>) -> i64 {
+    let now = chrono::Utc::now().timestamp_millis();
+    event_time.map_or(now, |t| t.clamp(now, now + CLERK_CLOCK_AHEAD))
+}
 
 fn rejected(detail: impl Into<String>) -> ApiError {
     ApiError::bad_request("invalid_event", detail)
@@ -268,18 +286,25 @@ impl DirectorySync<'_> {
                 let record = data.to_record(removed, event.timestamp)?;
                 let org = data.organization.id;
                 let user = record.user_id.clone();
+                let at = revocation_time(event.timestamp);
                 self.once(Some(&org), svix_id, kind, async |admin| {
                     let applied = if removed {
                         admin.remove_membership(&record).await?
                     } else {
                         admin.upsert_membership(&record).await?
                     };
-                    // Whoever cached what this member may do must look again.
+                    // The member's session tokens issued before now still carry the old
+                    // membership: every instance refuses them (recorded for instances that
+                    // start later or miss the notice), and whoever cached what this member
+                    // may do looks again.
                     if applied == Applied::Yes && kind != "organizationMembership.created" {
+                        let purge_before = at - REVOCATIONS_KEPT.as_millis() as i64;
+                        admin.record_revocation(&user, at, purge_before).await?;
                         admin
                             .publish(Notice::MembershipChanged {
                                 tenant_id: org.clone(),
                                 user_id: user.clone(),
+                                revoked_at: Some(at),
                             })
                             .await?;
                     }

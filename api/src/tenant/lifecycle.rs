@@ -221,6 +221,41 @@ impl TenantAdmin {
         Ok(self.txn.execute(&insert).await?.rows_affected() > 0)
     }
 
+    /// Records that `user_id`'s session tokens for the handle's tenant issued before `at_ms`
+    /// (Unix milliseconds) are revoked (a membership removed or its role changed), and purges
+    /// revocations older than `purge_before_ms`, which no valid token can predate any more.
+    pub async fn record_revocation(
+        &self,
+        user_id: &str,
+        at_ms: i64,
+        purge_before_ms: i64,
+    ) -> Result<(), ApiError> {
+        let tenant_id = self.tenant()?;
+        let table = || Alias::new("session_revocations");
+        let revoked_at = || Alias::new("revoked_at");
+        let purge = Query::delete()
+            .from_table(table())
+            .and_where(Expr::col(revoked_at()).lt(purge_before_ms))
+            .to_owned();
+        self.txn.execute(&purge).await?;
+        let insert = Query::insert()
+            .into_table(table())
+            .columns([
+                Alias::new("organization_id"),
+                Alias::new("user_id"),
+                revoked_at(),
+            ])
+            .values_panic([tenant_id.into(), user_id.into(), at_ms.into()])
+            .on_conflict(
+                OnConflict::columns([Alias::new("organization_id"), Alias::new("user_id")])
+                    .update_column(revoked_at())
+                    .to_owned(),
+            )
+            .to_owned();
+        self.txn.execute(&insert).await?;
+        Ok(())
+    }
+
     /// True when the workspace was deleted (its id is never used again).
     pub async fn is_deleted_tenant(&self, tenant_id: &str) -> Result<bool, DbErr> {
         is_deleted_tenant(&self.txn, tenant_id).await
@@ -522,4 +557,39 @@ fn newer_than_stored(table: &str) -> Expr {
         Alias::new("excluded"),
         Alias::new("source_updated_at"),
     ))))
+}
+
+/// A member's session tokens for an organization issued before `revoked_at_ms` are refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRevocation {
+    pub organization_id: String,
+    pub user_id: String,
+    pub revoked_at_ms: i64,
+}
+
+/// The revocations recorded at or after `since_ms` (Unix milliseconds), across workspaces.
+pub(super) async fn session_revocations_since(
+    db: &impl ConnectionTrait,
+    since_ms: i64,
+) -> Result<Vec<SessionRevocation>, DbErr> {
+    let select = Query::select()
+        .columns([
+            Alias::new("organization_id"),
+            Alias::new("user_id"),
+            Alias::new("revoked_at"),
+        ])
+        .from(Alias::new("session_revocations"))
+        .and_where(Expr::col(Alias::new("revoked_at")).gte(since_ms))
+        .to_owned();
+    db.query_all(&select)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(SessionRevocation {
+                organization_id: row.try_get("", "organization_id")?,
+                user_id: row.try_get("", "user_id")?,
+                revoked_at_ms: row.try_get("", "revoked_at")?,
+            })
+        })
+        .collect()
 }

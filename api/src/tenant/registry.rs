@@ -83,6 +83,18 @@ impl TenantRegistry {
         Ok(())
     }
 
+    /// The session revocations recorded at or after `since_ms` (Unix milliseconds), for an
+    /// instance that starts or may have missed notices.
+    pub async fn session_revocations_since(
+        &self,
+        since_ms: i64,
+    ) -> Result<Vec<super::lifecycle::SessionRevocation>, DbErr> {
+        let txn = self.transaction(None).await?;
+        let rows = super::lifecycle::session_revocations_since(&txn, since_ms).await?;
+        txn.commit().await?;
+        Ok(rows)
+    }
+
     /// Forgets a tenant (after its deletion, here or on another instance), so its next
     /// request checks the tombstone.
     pub fn forget(&self, tenant_id: &str) {

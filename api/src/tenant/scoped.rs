@@ -134,6 +134,84 @@ impl ScopedDb {
         Ok(())
     }
 
+    /// Logs several events, in this order, as [`ScopedDb::publish`] logs one: still one
+    /// statement (the events go in as one JSON array parameter, `INSERT … SELECT` from it) and
+    /// one notice with the last id (streams read everything after the id they sent last). Call
+    /// it last, just before [`ScopedDb::commit`], like `publish`.
+    pub async fn publish_all(&self, events: Vec<ResourceEvent>) -> Result<(), DbErr> {
+        let rows: Vec<serde_json::Value> = events
+            .into_iter()
+            .map(|event| {
+                serde_json::json!({
+                    "event_type": event.event_type,
+                    "resource_id": event.resource_id,
+                    "version": event.version,
+                    // Stored as the JSON text `publish` stores.
+                    "body": event.body.map(|b| b.to_string()),
+                })
+            })
+            .collect();
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let backend = self.txn.get_database_backend();
+        let rows = serde_json::Value::Array(rows).to_string();
+        let values: Vec<Value> = vec![
+            self.tenant_id.clone().into(),
+            rows.into(),
+            self.principal.clone().into(),
+            chrono::Utc::now().into(),
+        ];
+        if backend == DbBackend::Postgres {
+            let mut values = values;
+            values.push(events::CHANNEL.into());
+            values.push(EVENT_LOG_LOCK.into());
+            // The same advisory lock as `publish`; ids are drawn in the array's order.
+            self.txn
+                .execute_raw(Statement::from_sql_and_values(
+                    backend,
+                    "WITH l AS (SELECT pg_advisory_xact_lock($6, hashtext($1))), \
+                     e AS (INSERT INTO events (tenant_id, event_type, resource_id, version, \
+                     body, created_by_user_id, created_at) SELECT $1, r.x->>'event_type', \
+                     r.x->>'resource_id', (r.x->>'version')::bigint, r.x->>'body', $3, $4 \
+                     FROM l, json_array_elements($2::json) WITH ORDINALITY AS r(x, n) \
+                     ORDER BY r.n RETURNING id) \
+                     SELECT pg_notify($5, json_build_object('type', 'logged', \
+                     'tenant_id', $1::text, 'id', MAX(e.id))::text) FROM e",
+                    values,
+                ))
+                .await?;
+            return Ok(());
+        }
+        let rows = self
+            .txn
+            .query_all_raw(Statement::from_sql_and_values(
+                backend,
+                "INSERT INTO events (tenant_id, event_type, resource_id, version, body, \
+                 created_by_user_id, created_at) SELECT ?1, json_extract(r.value, '$.event_type'), \
+                 json_extract(r.value, '$.resource_id'), json_extract(r.value, '$.version'), \
+                 json_extract(r.value, '$.body'), ?3, ?4 FROM json_each(?2) AS r \
+                 ORDER BY r.key RETURNING id",
+                values,
+            ))
+            .await?;
+        let mut last: Option<i64> = None;
+        for row in rows {
+            let id: i64 = row.try_get("", "id")?;
+            last = Some(last.map_or(id, |l| Ord::max(l, id)));
+        }
+        if let Some(id) = last {
+            self.pending
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(Notice::Logged {
+                    tenant_id: self.tenant_id.clone(),
+                    id,
+                });
+        }
+        Ok(())
+    }
+
     /// This workspace's logged events after `after`, oldest first, at most `limit`.
     pub async fn events_after(&self, after: i64, limit: u64) -> Result<Vec<LoggedEvent>, DbErr> {
         let backend = self.txn.get_database_backend();
@@ -343,6 +421,18 @@ impl ScopedDb {
             .exec(&self.txn)
             .await?
             .rows_affected)
+    }
+
+    /// Deletes this tenant's rows matching `delete`; returns the rows that went (one
+    /// `DELETE … RETURNING`, so exactly those, whatever commits meanwhile).
+    pub async fn delete_returning<E: TenantOwned>(
+        &self,
+        delete: DeleteMany<E>,
+    ) -> Result<Vec<E::Model>, DbErr> {
+        delete
+            .filter(self.owned::<E>())
+            .exec_with_returning(&self.txn)
+            .await
     }
 
     /// Reserves `characters` of this tenant's month starting `period_start`, if its use stays
