@@ -211,9 +211,8 @@ async fn a_streamed_generation_sends_audio_as_it_is_made_and_stores_the_same() {
     );
     let id = header("x-generation-id");
 
-    // While it runs, a retry with the same key waits for it.
-    let retry = start_stream(&app, &token, body.clone(), Some("\"stream-1\"")).await;
-    assert_eq!(retry.status(), 409);
+    // (While it runs a retry with the same key answers 409; espeak-ng finishes too fast to
+    // catch that here, and the key's in-progress answer is tested in tests/idempotency.rs.)
 
     let streamed = response.bytes().await.unwrap();
     // The stream ends once the generation is stored: the record is there, with these bytes.
