@@ -6,6 +6,7 @@
 #
 #   bench/ab.sh OLD_BINARY NEW_BINARY              # e.g. a build of main against this tree's
 #   ROUNDS=5 DURATION=10 MODE=get bench/ab.sh A B  # MODE: list (default), get, create
+#   SSLMODE=require bench/ab.sh A B                # TLS to PostgreSQL (default: none, as run.sh)
 #
 # Needs: PostgreSQL at 127.0.0.1:5432 (trust auth, user postgres), wrk, psql, python3.
 set -euo pipefail
@@ -60,7 +61,7 @@ cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 # One measured run of one binary: "rps p50 p99 cpu_us_per_request errors".
 measure() {
   local side=$1 bin=$2
-  DATABASE_URL=postgres://resonance_app@127.0.0.1:5432/resonance_ab_$side \
+  DATABASE_URL="postgres://resonance_app@127.0.0.1:5432/resonance_ab_$side?sslmode=${SSLMODE:-disable}" \
     RESONANCE_MIGRATION_DATABASE_URL=$PG/resonance_ab_$side "$bin" serve > "$OUT/server-$side.log" 2>&1 &
   local pid=$!
   for _ in $(seq 1 100); do curl -sf "$BASE/healthz" >/dev/null && break; sleep 0.1; done

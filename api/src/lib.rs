@@ -26,3 +26,4 @@ pub mod speech;
 pub mod state;
 pub mod telemetry;
 pub mod tenant;
+pub mod timestamp;

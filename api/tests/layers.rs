@@ -106,6 +106,7 @@ fn imports_point_down() {
         "config",
         "error",
         "telemetry",
+        "timestamp",
     ];
     let mut wrong = vec![];
     for (file, text) in &files {

@@ -50,3 +50,18 @@ impl Model {
         }
     }
 }
+
+from_pg_row!(
+    tenant_id,
+    polar_customer_id,
+    subscription_id,
+    product_id,
+    status,
+    current_period_end,
+    cancel_at_period_end,
+    ends_at,
+    source_modified_at,
+    created_by_user_id,
+    created_at,
+    updated_at,
+);

@@ -42,3 +42,24 @@ pub enum Relation {}
 impl ActiveModelBehavior for ActiveModel {}
 
 tenant_owned!("generation");
+
+from_pg_row!(
+    id,
+    tenant_id,
+    voice_id,
+    text,
+    status,
+    failure_reason,
+    provider,
+    format,
+    speed,
+    pitch,
+    audio_key,
+    content_type,
+    audio_bytes,
+    duration_ms,
+    sample_rate,
+    created_by_user_id,
+    created_at,
+    updated_at,
+);

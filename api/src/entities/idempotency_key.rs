@@ -32,3 +32,18 @@ pub enum Relation {}
 impl ActiveModelBehavior for ActiveModel {}
 
 tenant_owned!("idempotency key");
+
+from_pg_row!(
+    id,
+    tenant_id,
+    route,
+    idempotency_key,
+    fingerprint,
+    response_status,
+    response_headers,
+    response_body,
+    created_by_user_id,
+    created_at,
+    updated_at,
+    expires_at,
+);

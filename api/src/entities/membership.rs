@@ -36,3 +36,19 @@ pub enum Relation {}
 impl ActiveModelBehavior for ActiveModel {}
 
 tenant_owned!("member");
+
+from_pg_row!(
+    id,
+    tenant_id,
+    user_id,
+    clerk_membership_id,
+    role,
+    user_name,
+    user_email,
+    user_image_url,
+    source_updated_at,
+    deleted_at,
+    created_by_user_id,
+    created_at,
+    updated_at,
+);

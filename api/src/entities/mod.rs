@@ -31,6 +31,28 @@ macro_rules! versioned {
     };
 }
 
+/// Implements [`FromPgRow`] for this module's `Model`. List every field in declaration order,
+/// which is the order of `Column` and of the columns `Entity::find()` selects;
+/// `rows_decode_in_column_order` checks each list against `Column`.
+macro_rules! from_pg_row {
+    ($($field:ident),+ $(,)?) => {
+        impl super::FromPgRow for Model {
+            const FIELDS: &'static [&'static str] = &[$(stringify!($field)),+];
+
+            fn from_pg_row(
+                row: &sea_orm::sqlx::postgres::PgRow,
+            ) -> Result<Self, sea_orm::sqlx::Error> {
+                use sea_orm::sqlx::Row;
+                let mut position = 0..;
+                // Fields are initialised in the order written: column 0, 1, 2, …
+                Ok(Model {
+                    $($field: row.try_get(position.next().unwrap_or_default())?),+
+                })
+            }
+        }
+    };
+}
+
 pub mod billing_account;
 pub mod generation;
 pub mod idempotency_key;
@@ -46,7 +68,7 @@ use sea_orm::EntityTrait;
 
 /// A tenant-owned entity: `tenant::ScopedDb` filters every read, update and delete on
 /// [`TenantOwned::TENANT`] and stamps it (and the creator) on inserts.
-pub trait TenantOwned: EntityTrait {
+pub trait TenantOwned: EntityTrait<Model: FromPgRow> {
     /// The `tenant_id` column.
     const TENANT: Self::Column;
     /// The `created_by_user_id` column.
@@ -57,6 +79,18 @@ pub trait TenantOwned: EntityTrait {
     const SHARED_ROWS: bool = false;
 }
 
+/// A model read from a PostgreSQL row by column position. sea-orm's `FromQueryResult` looks
+/// each column up by name and formats an error message for every NULL it reads; on a list of
+/// fifty rows that was a fifth of the request's CPU. `tenant::ScopedDb` reads lists and single
+/// rows through this on PostgreSQL (see [`from_pg_row!`]).
+pub trait FromPgRow: Sized {
+    /// The fields, in the order they are decoded.
+    const FIELDS: &'static [&'static str];
+
+    /// Decodes a whole row, as `Entity::find()` selects it.
+    fn from_pg_row(row: &sea_orm::sqlx::postgres::PgRow) -> Result<Self, sea_orm::sqlx::Error>;
+}
+
 /// An entity whose rows carry a `version`, bumped on every update: the ETag clients send back
 /// in `If-Match`.
 pub trait Versioned: TenantOwned {
@@ -65,4 +99,51 @@ pub trait Versioned: TenantOwned {
     /// The `version` column.
     const VERSION: Self::Column;
     fn version(model: &Self::Model) -> i32;
+}
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::{EntityTrait, IdenStatic, Iterable};
+
+    use super::FromPgRow;
+
+    fn columns<E: EntityTrait>() -> Vec<&'static str>
+    where
+        E::Column: IdenStatic,
+    {
+        E::Column::iter().map(|c| c.as_str()).collect()
+    }
+
+    #[test]
+    fn rows_decode_in_column_order() {
+        assert_eq!(columns::<super::task::Entity>(), super::task::Model::FIELDS);
+        assert_eq!(
+            columns::<super::project::Entity>(),
+            super::project::Model::FIELDS
+        );
+        assert_eq!(
+            columns::<super::voice::Entity>(),
+            super::voice::Model::FIELDS
+        );
+        assert_eq!(
+            columns::<super::generation::Entity>(),
+            super::generation::Model::FIELDS
+        );
+        assert_eq!(
+            columns::<super::membership::Entity>(),
+            super::membership::Model::FIELDS
+        );
+        assert_eq!(
+            columns::<super::usage::Entity>(),
+            super::usage::Model::FIELDS
+        );
+        assert_eq!(
+            columns::<super::idempotency_key::Entity>(),
+            super::idempotency_key::Model::FIELDS
+        );
+        assert_eq!(
+            columns::<super::billing_account::Entity>(),
+            super::billing_account::Model::FIELDS
+        );
+    }
 }

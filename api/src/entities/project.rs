@@ -33,3 +33,13 @@ impl ActiveModelBehavior for ActiveModel {}
 tenant_owned!("project");
 
 versioned!();
+
+from_pg_row!(
+    id,
+    tenant_id,
+    name,
+    version,
+    created_by_user_id,
+    created_at,
+    updated_at,
+);

@@ -44,3 +44,18 @@ impl ActiveModelBehavior for ActiveModel {}
 tenant_owned!("task");
 
 versioned!();
+
+from_pg_row!(
+    id,
+    tenant_id,
+    project_id,
+    title,
+    description,
+    due_at,
+    completed_at,
+    assignee_user_id,
+    version,
+    created_by_user_id,
+    created_at,
+    updated_at,
+);

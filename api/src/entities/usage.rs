@@ -25,3 +25,11 @@ pub enum Relation {}
 impl ActiveModelBehavior for ActiveModel {}
 
 tenant_owned!("usage");
+
+from_pg_row!(
+    tenant_id,
+    period_start,
+    characters_used,
+    created_by_user_id,
+    updated_at,
+);

@@ -48,3 +48,23 @@ impl Model {
 }
 
 versioned!();
+
+from_pg_row!(
+    id,
+    tenant_id,
+    name,
+    description,
+    category,
+    language,
+    gender,
+    espeak_voice,
+    remote_voice,
+    sample_key,
+    sample_content_type,
+    sample_bytes,
+    sample_duration_ms,
+    version,
+    created_by_user_id,
+    created_at,
+    updated_at,
+);

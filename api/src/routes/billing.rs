@@ -14,6 +14,7 @@ use crate::{
     error::{ApiError, FieldError, ProblemDetails},
     state::AppState,
     tenant::{TenantContext, permissions, scoped::ScopedDb},
+    timestamp,
 };
 
 /// Longest `success_url` accepted.
@@ -56,6 +57,7 @@ pub struct BillingSubscription {
     #[schema(example = "active")]
     pub status: String,
     /// End of the current billing period, when subscribed.
+    #[serde(serialize_with = "timestamp::serialize_option")]
     pub current_period_end: Option<DateTime<Utc>>,
     /// True when the subscription ends at the end of the period (canceled in the portal).
     pub cancel_at_period_end: bool,

@@ -34,6 +34,7 @@ use crate::{
     speech::{OutputFormat, SpeechProvider, SynthesisRequest, encode, storage::AudioStorage},
     state::AppState,
     tenant::{TenantContext, permissions, scoped::ScopedDb},
+    timestamp,
 };
 
 pub const MAX_TEXT_CHARS: usize = 5_000;
@@ -68,6 +69,7 @@ pub struct Generation {
     /// Streams the audio (supports `Range`); null for failed generations.
     pub audio_url: Option<String>,
     pub created_by_user_id: String,
+    #[serde(serialize_with = "timestamp::serialize")]
     pub created_at: DateTime<Utc>,
 }
 

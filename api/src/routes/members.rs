@@ -13,6 +13,7 @@ use crate::{
     rest::{self, ListPage, Page},
     state::AppState,
     tenant::{TenantContext, permissions, scoped::ScopedDb},
+    timestamp,
 };
 
 /// A member of the workspace.
@@ -29,6 +30,7 @@ pub struct Member {
     /// The user account was deleted in Clerk.
     pub deleted: bool,
     /// When the membership was first synced.
+    #[serde(serialize_with = "timestamp::serialize")]
     pub joined_at: DateTime<Utc>,
 }
 

@@ -14,6 +14,7 @@ use crate::{
     rest::{self, ListPage, Page, Precondition},
     state::AppState,
     tenant::{TenantContext, permissions, scoped::ScopedDb},
+    timestamp,
 };
 
 pub const MAX_NAME_CHARS: usize = 200;
@@ -24,7 +25,9 @@ pub struct Project {
     pub id: Uuid,
     pub name: String,
     pub created_by_user_id: String,
+    #[serde(serialize_with = "timestamp::serialize")]
     pub created_at: DateTime<Utc>,
+    #[serde(serialize_with = "timestamp::serialize")]
     pub updated_at: DateTime<Utc>,
 }
 

@@ -14,6 +14,7 @@ use crate::{
     rest::{self, Page, PageRequest, Precondition, nullable},
     state::AppState,
     tenant::{TenantContext, permissions, scoped::ScopedDb},
+    timestamp,
 };
 
 pub const MAX_TITLE_CHARS: usize = 500;
@@ -29,11 +30,15 @@ pub struct Task {
     pub title: String,
     pub description: Option<String>,
     pub completed: bool,
+    #[serde(serialize_with = "timestamp::serialize_option")]
     pub completed_at: Option<DateTime<Utc>>,
+    #[serde(serialize_with = "timestamp::serialize_option")]
     pub due_at: Option<DateTime<Utc>>,
     pub assignee_user_id: Option<String>,
     pub created_by_user_id: String,
+    #[serde(serialize_with = "timestamp::serialize")]
     pub created_at: DateTime<Utc>,
+    #[serde(serialize_with = "timestamp::serialize")]
     pub updated_at: DateTime<Utc>,
 }
 

@@ -28,6 +28,7 @@ use crate::{
     },
     state::AppState,
     tenant::{TenantContext, permissions, scoped::ScopedDb},
+    timestamp,
 };
 
 pub const MAX_NAME_CHARS: usize = 100;
@@ -125,7 +126,9 @@ pub struct Voice {
     pub sample: Option<VoiceSample>,
     /// Null for system voices.
     pub created_by_user_id: Option<String>,
+    #[serde(serialize_with = "timestamp::serialize")]
     pub created_at: DateTime<Utc>,
+    #[serde(serialize_with = "timestamp::serialize")]
     pub updated_at: DateTime<Utc>,
 }
 

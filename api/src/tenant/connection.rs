@@ -6,6 +6,7 @@
 //! the first query for one round trip instead of two. sea-orm's query builders run on either
 //! through [`ConnectionTrait`], so the scoped handle is written once for both.
 
+use futures_util::TryStreamExt;
 use sea_orm::{
     ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, ExecResult,
     QueryResult, RuntimeErr, SqliteTransactionMode, Statement, TransactionOptions,
@@ -13,6 +14,7 @@ use sea_orm::{
     sea_query::Values,
     sqlx::{
         self, Connection, Executor, PgPool, Postgres, SqlSafeStr, SqlStr, pool::PoolConnection,
+        postgres::PgRow,
     },
 };
 use sea_query_sqlx::SqlxValues;
@@ -74,6 +76,26 @@ impl RequestTransaction {
             other => other,
         };
         Ok(Self::Postgres(Mutex::new(txn.map_err(conn_err)?)))
+    }
+
+    /// Runs `stmt` and decodes each row with `decode` as it arrives, with no sea-orm
+    /// `QueryResult` in between (see `entities::FromPgRow`). PostgreSQL only:
+    /// `Ok(None)` on other backends, which read through the models.
+    pub async fn fetch_decoded<T>(
+        &self,
+        stmt: &Statement,
+        decode: impl Fn(&PgRow) -> Result<T, sqlx::Error>,
+    ) -> Result<Option<Vec<T>>, DbErr> {
+        let Self::Postgres(txn) = self else {
+            return Ok(None);
+        };
+        let mut txn = txn.lock().await;
+        let mut rows = bind(stmt).fetch(&mut **txn);
+        let mut decoded = Vec::new();
+        while let Some(row) = rows.try_next().await.map_err(query_err)? {
+            decoded.push(decode(&row).map_err(query_err)?);
+        }
+        Ok(Some(decoded))
     }
 
     pub async fn commit(self) -> Result<(), DbErr> {

@@ -17,14 +17,14 @@ use std::{collections::HashMap, sync::Mutex};
 
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, DeleteMany,
-    EntityTrait, FromQueryResult, IntoActiveModel, PaginatorTrait, QueryFilter, Select, Set,
-    Statement, Value,
+    EntityTrait, FromQueryResult, IntoActiveModel, PaginatorTrait, QueryFilter, QuerySelect,
+    QueryTrait, Select, Set, Statement, Value,
     sea_query::{Expr, ExprTrait, OnConflict},
 };
 
 use super::{TenantContext, TenantRegistry, connection::RequestTransaction};
 use crate::{
-    entities::{TenantOwned, usage, user},
+    entities::{FromPgRow, TenantOwned, usage, user},
     error::ApiError,
     events::{self, Bus, LoggedEvent, Notice, ResourceEvent},
 };
@@ -313,12 +313,23 @@ impl ScopedDb {
     /// Runs `select` (built by the caller with any filters, order and limit) on this tenant's
     /// readable rows.
     pub async fn all<E: TenantOwned>(&self, select: Select<E>) -> Result<Vec<E::Model>, DbErr> {
-        select.filter(self.readable::<E>()).all(&self.txn).await
+        let select = select.filter(self.readable::<E>());
+        // On PostgreSQL rows are decoded by position as they arrive (see `FromPgRow`).
+        let stmt = select.build(DbBackend::Postgres);
+        if let Some(rows) = self.txn.fetch_decoded(&stmt, E::Model::from_pg_row).await? {
+            return Ok(rows);
+        }
+        select.all(&self.txn).await
     }
 
     /// The first row of `select` among this tenant's readable rows.
     pub async fn one<E: TenantOwned>(&self, select: Select<E>) -> Result<Option<E::Model>, DbErr> {
-        select.filter(self.readable::<E>()).one(&self.txn).await
+        let select = select.filter(self.readable::<E>()).limit(1);
+        let stmt = select.build(DbBackend::Postgres);
+        if let Some(rows) = self.txn.fetch_decoded(&stmt, E::Model::from_pg_row).await? {
+            return Ok(rows.into_iter().next());
+        }
+        select.one(&self.txn).await
     }
 
     /// Counts the rows of `select` among this tenant's readable rows.
