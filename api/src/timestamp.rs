@@ -42,9 +42,9 @@ fn write(at: &DateTime<Utc>, buf: &mut [u8; MAX_LEN]) -> Option<usize> {
     // chrono's AutoSi: no fraction, or milli-, micro- or nanoseconds, whichever is exact.
     let fraction = if nanos == 0 {
         None
-    } else if nanos % 1_000_000 == 0 {
+    } else if nanos.is_multiple_of(1_000_000) {
         Some((nanos / 1_000_000, 3))
-    } else if nanos % 1_000 == 0 {
+    } else if nanos.is_multiple_of(1_000) {
         Some((nanos / 1_000, 6))
     } else {
         Some((nanos, 9))
