@@ -103,47 +103,28 @@ pub trait Versioned: TenantOwned {
 
 #[cfg(test)]
 mod tests {
-    use sea_orm::{EntityTrait, IdenStatic, Iterable};
+    use sea_orm::{IdenStatic, Iterable};
 
-    use super::FromPgRow;
+    use super::*;
 
-    fn columns<E: EntityTrait>() -> Vec<&'static str>
+    /// `E`'s rows decode in the order `E::find()` selects its columns.
+    fn decodes_in_column_order<E: TenantOwned>()
     where
         E::Column: IdenStatic,
     {
-        E::Column::iter().map(|c| c.as_str()).collect()
+        let columns: Vec<&str> = E::Column::iter().map(|c| c.as_str()).collect();
+        assert_eq!(columns, E::Model::FIELDS, "{}", E::NAME);
     }
 
     #[test]
     fn rows_decode_in_column_order() {
-        assert_eq!(columns::<super::task::Entity>(), super::task::Model::FIELDS);
-        assert_eq!(
-            columns::<super::project::Entity>(),
-            super::project::Model::FIELDS
-        );
-        assert_eq!(
-            columns::<super::voice::Entity>(),
-            super::voice::Model::FIELDS
-        );
-        assert_eq!(
-            columns::<super::generation::Entity>(),
-            super::generation::Model::FIELDS
-        );
-        assert_eq!(
-            columns::<super::membership::Entity>(),
-            super::membership::Model::FIELDS
-        );
-        assert_eq!(
-            columns::<super::usage::Entity>(),
-            super::usage::Model::FIELDS
-        );
-        assert_eq!(
-            columns::<super::idempotency_key::Entity>(),
-            super::idempotency_key::Model::FIELDS
-        );
-        assert_eq!(
-            columns::<super::billing_account::Entity>(),
-            super::billing_account::Model::FIELDS
-        );
+        decodes_in_column_order::<task::Entity>();
+        decodes_in_column_order::<project::Entity>();
+        decodes_in_column_order::<voice::Entity>();
+        decodes_in_column_order::<generation::Entity>();
+        decodes_in_column_order::<membership::Entity>();
+        decodes_in_column_order::<usage::Entity>();
+        decodes_in_column_order::<idempotency_key::Entity>();
+        decodes_in_column_order::<billing_account::Entity>();
     }
 }
