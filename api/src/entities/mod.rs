@@ -43,10 +43,14 @@ macro_rules! from_pg_row {
                 row: &sea_orm::sqlx::postgres::PgRow,
             ) -> Result<Self, sea_orm::sqlx::Error> {
                 use sea_orm::sqlx::Row;
-                let mut position = 0..;
+                let mut column = 0usize;
+                let mut next = || {
+                    column += 1;
+                    column - 1
+                };
                 // Fields are initialised in the order written: column 0, 1, 2, …
                 Ok(Model {
-                    $($field: row.try_get(position.next().unwrap_or_default())?),+
+                    $($field: row.try_get(next())?),+
                 })
             }
         }

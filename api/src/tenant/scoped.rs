@@ -314,22 +314,29 @@ impl ScopedDb {
     /// readable rows.
     pub async fn all<E: TenantOwned>(&self, select: Select<E>) -> Result<Vec<E::Model>, DbErr> {
         let select = select.filter(self.readable::<E>());
-        // On PostgreSQL rows are decoded by position as they arrive (see `FromPgRow`).
-        let stmt = select.build(DbBackend::Postgres);
-        if let Some(rows) = self.txn.fetch_decoded(&stmt, E::Model::from_pg_row).await? {
-            return Ok(rows);
+        match self.decoded(&select).await? {
+            Some(rows) => Ok(rows),
+            None => select.all(&self.txn).await,
         }
-        select.all(&self.txn).await
     }
 
     /// The first row of `select` among this tenant's readable rows.
     pub async fn one<E: TenantOwned>(&self, select: Select<E>) -> Result<Option<E::Model>, DbErr> {
         let select = select.filter(self.readable::<E>()).limit(1);
-        let stmt = select.build(DbBackend::Postgres);
-        if let Some(rows) = self.txn.fetch_decoded(&stmt, E::Model::from_pg_row).await? {
-            return Ok(rows.into_iter().next());
+        match self.decoded(&select).await? {
+            Some(rows) => Ok(rows.into_iter().next()),
+            None => select.one(&self.txn).await,
         }
-        select.one(&self.txn).await
+    }
+
+    /// On PostgreSQL, the rows of an already filtered `select`, decoded by position as they
+    /// arrive (see `FromPgRow`); `None` elsewhere, where sea-orm reads them.
+    async fn decoded<E: TenantOwned>(
+        &self,
+        select: &Select<E>,
+    ) -> Result<Option<Vec<E::Model>>, DbErr> {
+        let stmt = select.build(DbBackend::Postgres);
+        self.txn.fetch_decoded(&stmt, E::Model::from_pg_row).await
     }
 
     /// Counts the rows of `select` among this tenant's readable rows.
