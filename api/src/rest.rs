@@ -16,6 +16,7 @@ use uuid::Uuid;
 use crate::{
     entities::{TenantOwned, Versioned},
     error::{ApiError, FieldError},
+    events::ResourceEvent,
     tenant::{ScopedDb, TenantContext, TenantRegistry},
 };
 
@@ -225,6 +226,49 @@ pub fn created(location: String, version: i32, body: impl Serialize) -> HttpResp
     with_etag(response, version)
 }
 
+/// The end of a create: logs `event` with the new row as the API shows it, commits, and
+/// answers 201 with the row's `Location` (`{collection}/{id}`) and `ETag`.
+pub async fn commit_created(
+    db: ScopedDb,
+    event: &'static str,
+    collection: &str,
+    id: Uuid,
+    version: i32,
+    body: impl Serialize,
+) -> Result<HttpResponse, ApiError> {
+    let location = format!("{collection}/{id}");
+    commit_changed(db, ResourceEvent::changed(event, id, version, &body)).await?;
+    Ok(created(location, version, body))
+}
+
+/// The end of an update: logs `event` with the row as the API shows it, commits, and answers
+/// 200 with the row and its new `ETag`.
+pub async fn commit_updated(
+    db: ScopedDb,
+    event: &'static str,
+    id: Uuid,
+    version: i32,
+    body: impl Serialize,
+) -> Result<HttpResponse, ApiError> {
+    commit_changed(db, ResourceEvent::changed(event, id, version, &body)).await?;
+    Ok(with_etag(HttpResponse::Ok().json(body), version))
+}
+
+async fn commit_changed(db: ScopedDb, event: ResourceEvent) -> Result<(), ApiError> {
+    db.publish(event).await?;
+    db.commit().await
+}
+
+/// The end of a delete: logs `event`, commits, and answers 204.
+pub async fn commit_deleted(
+    db: ScopedDb,
+    event: &'static str,
+    id: Uuid,
+) -> Result<HttpResponse, ApiError> {
+    commit_changed(db, ResourceEvent::deleted(event, id)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
 /// The answer to a read of a versioned row: 304 when `If-None-Match` already names this
 /// version, else 200 with the body; both carry the `ETag`.
 pub fn read_response(req: &HttpRequest, version: i32, body: impl Serialize) -> HttpResponse {
@@ -332,6 +376,18 @@ where
     let found = db.get::<E>(id.into()).await?;
     db.finish_read();
     found.ok_or(ApiError::NotFound(E::NAME))
+}
+
+/// The rows of `select` this workspace may read, in a read-only transaction of its own.
+pub async fn read_all<E: TenantOwned>(
+    tenants: &TenantRegistry,
+    ctx: &TenantContext,
+    select: Select<E>,
+) -> Result<Vec<E::Model>, ApiError> {
+    let db = ScopedDb::begin(tenants, ctx).await?;
+    let rows = db.all(select).await?;
+    db.finish_read();
+    Ok(rows)
 }
 
 /// The row a conditional write targets: 404 when this workspace has no such row, 412 when

@@ -18,6 +18,7 @@ pub mod keys;
 pub mod limits;
 pub mod machine;
 pub mod revocations;
+pub mod rs256;
 pub mod session;
 pub mod svix;
 
@@ -303,6 +304,7 @@ impl Authenticator {
         machine: MachineVerifier,
         limits: &ClerkLimits,
     ) -> Self {
+        rs256::install();
         let skew = Duration::from_secs(session.skew.max(0) as u64);
         Authenticator {
             session,

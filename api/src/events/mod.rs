@@ -107,6 +107,44 @@ impl Bus {
     }
 }
 
+/// The notices a transaction publishes, held until it commits. On PostgreSQL `NOTIFY` already
+/// waits for the commit, so nothing is held; elsewhere the notices go to this process's bus
+/// after the commit, and are dropped with the transaction when it rolls back.
+pub struct Outbox {
+    bus: Bus,
+    pending: std::sync::Mutex<Vec<Notice>>,
+}
+
+impl Outbox {
+    pub fn new(bus: &Bus) -> Outbox {
+        Outbox {
+            bus: bus.clone(),
+            pending: Default::default(),
+        }
+    }
+
+    /// Whether notices travel in the transaction (`NOTIFY`) rather than through [`Outbox::hold`].
+    pub fn publishes_in_transaction(&self) -> bool {
+        self.bus.publishes_in_transaction()
+    }
+
+    /// Keeps `notice` for [`Outbox::committed`].
+    pub fn hold(&self, notice: Notice) {
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(notice);
+    }
+
+    /// The transaction committed: hands the held notices to the bus.
+    pub fn committed(self) {
+        let pending = self.pending.into_inner().unwrap_or_else(|e| e.into_inner());
+        for notice in pending {
+            self.bus.deliver(notice);
+        }
+    }
+}
+
 /// A change of a workspace's resource, for its event log and `GET /v1/events`.
 #[derive(Debug, Clone)]
 pub struct ResourceEvent {

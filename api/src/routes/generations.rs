@@ -139,11 +139,7 @@ pub struct SampleRate(pub u32);
 
 impl utoipa::PartialSchema for SampleRate {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        utoipa::openapi::ObjectBuilder::new()
-            .schema_type(utoipa::openapi::schema::Type::Integer)
-            .enum_values(Some(encode::SAMPLE_RATES))
-            .description(Some("Samples per second"))
-            .into()
+        integer_choice(&encode::SAMPLE_RATES, "Samples per second")
     }
 }
 impl ToSchema for SampleRate {}
@@ -154,12 +150,20 @@ pub struct Bitrate(pub u32);
 
 impl utoipa::PartialSchema for Bitrate {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        utoipa::openapi::ObjectBuilder::new()
-            .schema_type(utoipa::openapi::schema::Type::Integer)
-            .enum_values(Some(encode::BITRATES))
-            .description(Some("kbit/s"))
-            .into()
+        integer_choice(&encode::BITRATES, "kbit/s")
     }
+}
+
+/// An integer that must be one of `values`.
+fn integer_choice(
+    values: &[u32],
+    description: &str,
+) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::Integer)
+        .enum_values(Some(values.iter().copied()))
+        .description(Some(description))
+        .into()
 }
 impl ToSchema for Bitrate {}
 
@@ -602,9 +606,7 @@ pub async fn list(
     if let Some(status) = query.status {
         select = select.filter(generation::Column::Status.eq(status.as_str()));
     }
-    let db = ScopedDb::begin(&state.tenants, &ctx).await?;
-    let rows = db.all(select).await?;
-    db.finish_read();
+    let rows = rest::read_all(&state.tenants, &ctx, select).await?;
     rest::page_response(&req, &page.page(rows, |m| m.id, Generation::from))
 }
 
@@ -660,10 +662,7 @@ pub async fn delete(
     }
     db.delete(generation::Entity::delete_many().filter(generation::Column::Id.eq(current.id)))
         .await?;
-    db.publish(ResourceEvent::deleted("generation.deleted", current.id))
-        .await?;
-    db.commit().await?;
-    Ok(HttpResponse::NoContent().finish())
+    rest::commit_deleted(db, "generation.deleted", current.id).await
 }
 
 /// Stream a generation's audio (`Range` supported).

@@ -152,20 +152,15 @@ pub async fn create(
             ..Default::default()
         })
         .await?;
-    let body = Project::from(created.clone());
-    db.publish(ResourceEvent::changed(
+    rest::commit_created(
+        db,
         "project.created",
+        "/v1/projects",
         created.id,
         created.version,
-        &body,
-    ))
-    .await?;
-    db.commit().await?;
-    Ok(rest::created(
-        format!("/v1/projects/{}", created.id),
-        created.version,
         Project::from(created),
-    ))
+    )
+    .await
 }
 
 /// List projects, newest first.
@@ -187,9 +182,7 @@ pub async fn list(
     ctx.require(permissions::PROJECTS_READ)?;
     let page = query.validate()?;
     let select = page.select(project::Entity::find(), project::Column::Id);
-    let db = ScopedDb::begin(&state.tenants, &ctx).await?;
-    let rows = db.all(select).await?;
-    db.finish_read();
+    let rows = rest::read_all(&state.tenants, &ctx, select).await?;
     rest::page_response(&req, &page.page(rows, |m| m.id, Project::from))
 }
 
@@ -258,19 +251,14 @@ pub async fn update(
         changes.name = Set(name);
     }
     let updated = rest::update_at(&db, changes, current.version).await?;
-    let body = Project::from(updated.clone());
-    db.publish(ResourceEvent::changed(
+    rest::commit_updated(
+        db,
         "project.updated",
         updated.id,
         updated.version,
-        &body,
-    ))
-    .await?;
-    db.commit().await?;
-    Ok(rest::with_etag(
-        HttpResponse::Ok().json(Project::from(updated.clone())),
-        updated.version,
-    ))
+        Project::from(updated),
+    )
+    .await
 }
 
 /// Delete a project and, in the same transaction, its tasks.

@@ -10,7 +10,6 @@ use uuid::Uuid;
 use crate::{
     entities::{project, task},
     error::{ApiError, FieldError, ProblemDetails},
-    events::ResourceEvent,
     rest::{self, Page, PageRequest, Precondition, nullable},
     state::AppState,
     tenant::{TenantContext, permissions, scoped::ScopedDb},
@@ -324,20 +323,15 @@ pub async fn create(
             ..Default::default()
         })
         .await?;
-    let body = Task::from(created.clone());
-    db.publish(ResourceEvent::changed(
+    rest::commit_created(
+        db,
         "task.created",
+        "/v1/tasks",
         created.id,
         created.version,
-        &body,
-    ))
-    .await?;
-    db.commit().await?;
-    Ok(rest::created(
-        format!("/v1/tasks/{}", created.id),
-        created.version,
         Task::from(created),
-    ))
+    )
+    .await
 }
 
 /// List tasks, newest first, with filters.
@@ -359,9 +353,7 @@ pub async fn list(
     ctx.require(permissions::TASKS_READ)?;
     let page = query.validate()?;
     let select = query.select(&page);
-    let db = ScopedDb::begin(&state.tenants, &ctx).await?;
-    let rows = db.all(select).await?;
-    db.finish_read();
+    let rows = rest::read_all(&state.tenants, &ctx, select).await?;
     rest::page_response(&req, &page.page(rows, |m| m.id, Task::from))
 }
 
@@ -454,19 +446,14 @@ pub async fn update(
         _ => {}
     }
     let updated = rest::update_at(&db, changes, current.version).await?;
-    let body = Task::from(updated.clone());
-    db.publish(ResourceEvent::changed(
+    rest::commit_updated(
+        db,
         "task.updated",
         updated.id,
         updated.version,
-        &body,
-    ))
-    .await?;
-    db.commit().await?;
-    Ok(rest::with_etag(
-        HttpResponse::Ok().json(Task::from(updated.clone())),
-        updated.version,
-    ))
+        Task::from(updated),
+    )
+    .await
 }
 
 /// Delete a task.
@@ -492,8 +479,5 @@ pub async fn delete(
     let precondition = Precondition::from_request(&req);
     let db = ScopedDb::begin(&state.tenants, &ctx).await?;
     rest::delete_versioned::<task::Entity>(&db, *id, precondition).await?;
-    db.publish(ResourceEvent::deleted("task.deleted", *id))
-        .await?;
-    db.commit().await?;
-    Ok(HttpResponse::NoContent().finish())
+    rest::commit_deleted(db, "task.deleted", *id).await
 }

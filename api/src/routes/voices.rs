@@ -722,9 +722,7 @@ pub async fn list(
 ) -> Result<HttpResponse, ApiError> {
     ctx.require(permissions::VOICES_READ)?;
     let (page, select) = query.validate()?;
-    let db = ScopedDb::begin(&state.tenants, &ctx).await?;
-    let rows = db.all(select).await?;
-    db.finish_read();
+    let rows = rest::read_all(&state.tenants, &ctx, select).await?;
     rest::page_response(&req, &page.page(rows, |m| m.id, Voice::from))
 }
 
@@ -805,19 +803,14 @@ pub async fn update(
     changes.language = Set(new_language);
     changes.gender = Set(new_gender);
     let updated = rest::update_at(&db, changes, current.version).await?;
-    let body = Voice::from(updated.clone());
-    db.publish(ResourceEvent::changed(
+    rest::commit_updated(
+        db,
         "voice.updated",
         updated.id,
         updated.version,
-        &body,
-    ))
-    .await?;
-    db.commit().await?;
-    Ok(rest::with_etag(
-        HttpResponse::Ok().json(Voice::from(updated.clone())),
-        updated.version,
-    ))
+        Voice::from(updated),
+    )
+    .await
 }
 
 /// Delete a custom voice and its stored sample. Generations made with it keep their audio.
@@ -848,10 +841,7 @@ pub async fn delete(
         state.speech.storage.delete(key).await?;
     }
     rest::delete_at::<voice::Entity>(&db, current.id, current.version).await?;
-    db.publish(ResourceEvent::deleted("voice.deleted", current.id))
-        .await?;
-    db.commit().await?;
-    Ok(HttpResponse::NoContent().finish())
+    rest::commit_deleted(db, "voice.deleted", current.id).await
 }
 
 /// Stream a custom voice's reference sample (`Range` supported).

@@ -28,7 +28,7 @@ use super::{TenantRegistry, connection::RequestTransaction};
 use crate::{
     entities::{billing_account, tenant, user},
     error::ApiError,
-    events::{self, Bus, Notice},
+    events::{self, Notice, Outbox},
 };
 
 /// `created_by_user_id` of rows the sync writes.
@@ -148,9 +148,8 @@ pub type DeletedRows = Vec<(&'static str, u64)>;
 pub struct TenantAdmin {
     txn: RequestTransaction,
     tenant_id: Option<String>,
-    bus: Bus,
     /// Notices to deliver once committed (SQLite; PostgreSQL sends them with the commit).
-    pending: std::sync::Mutex<Vec<Notice>>,
+    outbox: Outbox,
 }
 
 impl TenantAdmin {
@@ -164,8 +163,7 @@ impl TenantAdmin {
         Ok(TenantAdmin {
             txn,
             tenant_id: tenant.map(str::to_owned),
-            bus: tenants.bus().clone(),
-            pending: std::sync::Mutex::default(),
+            outbox: Outbox::new(tenants.bus()),
         })
     }
 
@@ -173,23 +171,17 @@ impl TenantAdmin {
     /// rolls both back.
     pub async fn commit(self) -> Result<(), ApiError> {
         self.txn.commit().await?;
-        let pending = self.pending.into_inner().unwrap_or_else(|e| e.into_inner());
-        for notice in pending {
-            self.bus.deliver(notice);
-        }
+        self.outbox.committed();
         Ok(())
     }
 
     /// Publishes `notice` with this work: every instance hears it if, and once, the work
     /// commits. On PostgreSQL one `pg_notify` statement in the transaction.
     pub async fn publish(&self, notice: Notice) -> Result<(), DbErr> {
-        if self.bus.publishes_in_transaction() {
+        if self.outbox.publishes_in_transaction() {
             events::notify(&self.txn, &notice).await
         } else {
-            self.pending
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(notice);
+            self.outbox.hold(notice);
             Ok(())
         }
     }

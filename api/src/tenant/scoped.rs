@@ -13,7 +13,7 @@
 //! - Entities whose rows may be shared (`tenant_id` NULL, e.g. system voices) opt in with
 //!   [`TenantOwned::SHARED_ROWS`]: reads then also see shared rows, writes never touch them.
 
-use std::{collections::HashMap, sync::Mutex};
+use std::collections::HashMap;
 
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, DeleteMany,
@@ -26,7 +26,7 @@ use super::{TenantContext, TenantRegistry, connection::RequestTransaction};
 use crate::{
     entities::{FromPgRow, TenantOwned, usage, user},
     error::ApiError,
-    events::{self, Bus, LoggedEvent, Notice, ResourceEvent},
+    events::{self, LoggedEvent, Notice, Outbox, ResourceEvent},
 };
 
 /// The first key of the per-workspace advisory lock that orders event log writes (`EVNT`).
@@ -37,9 +37,8 @@ pub struct ScopedDb {
     txn: RequestTransaction,
     tenant_id: String,
     principal: String,
-    bus: Bus,
     /// Event notices to hand to this process's bus after the commit (SQLite).
-    pending: Mutex<Vec<Notice>>,
+    outbox: Outbox,
 }
 
 impl ScopedDb {
@@ -55,8 +54,7 @@ impl ScopedDb {
             txn,
             tenant_id: ctx.tenant_id.clone(),
             principal: ctx.principal.clone(),
-            bus: tenants.bus().clone(),
-            pending: Mutex::new(vec![]),
+            outbox: Outbox::new(tenants.bus()),
         })
     }
 
@@ -69,10 +67,7 @@ impl ScopedDb {
     /// Makes the request's writes durable. Dropping the handle instead rolls them back.
     pub async fn commit(self) -> Result<(), ApiError> {
         self.txn.commit().await?;
-        let pending = self.pending.into_inner().unwrap_or_else(|e| e.into_inner());
-        for notice in pending {
-            self.bus.deliver(notice);
-        }
+        self.outbox.committed();
         Ok(())
     }
 
@@ -81,63 +76,13 @@ impl ScopedDb {
     /// `pg_notify` (id and tenant only) go together in one CTE. Call it last, just before
     /// [`ScopedDb::commit`]: it locks the workspace's log until the commit.
     pub async fn publish(&self, event: ResourceEvent) -> Result<(), DbErr> {
-        let backend = self.txn.get_database_backend();
-        let body = event.body.map(|b| b.to_string());
-        let values: Vec<Value> = vec![
-            self.tenant_id.clone().into(),
-            event.event_type.into(),
-            event.resource_id.into(),
-            event.version.into(),
-            body.into(),
-            self.principal.clone().into(),
-            chrono::Utc::now().into(),
-        ];
-        if backend == DbBackend::Postgres {
-            let mut values = values;
-            values.push(events::CHANNEL.into());
-            // Until the commit, one writer of the workspace's log at a time: its ids then
-            // increase in commit order, so a stream reading "after the last id sent" can never
-            // skip a row that commits late. The two-key form keeps clear of the synthesis
-            // slots' one-key locks; the lock is held only from this last statement to COMMIT.
-            values.push(EVENT_LOG_LOCK.into());
-            self.txn
-                .execute_raw(Statement::from_sql_and_values(
-                    backend,
-                    "WITH l AS (SELECT pg_advisory_xact_lock($9, hashtext($1))), \
-                     e AS (INSERT INTO events (tenant_id, event_type, resource_id, version, \
-                     body, created_by_user_id, created_at) SELECT $1, $2, $3, $4, $5, $6, $7 \
-                     FROM l RETURNING id, tenant_id) SELECT pg_notify($8, json_build_object(\
-                     'type', 'logged', 'tenant_id', e.tenant_id, 'id', e.id)::text) FROM e",
-                    values,
-                ))
-                .await?;
-            return Ok(());
-        }
-        let row = self
-            .txn
-            .query_one_raw(Statement::from_sql_and_values(
-                backend,
-                "INSERT INTO events (tenant_id, event_type, resource_id, version, body, \
-                 created_by_user_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
-                values,
-            ))
-            .await?
-            .ok_or(DbErr::RecordNotInserted)?;
-        let id: i64 = row.try_get("", "id")?;
-        self.pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(Notice::Logged {
-                tenant_id: self.tenant_id.clone(),
-                id,
-            });
-        Ok(())
+        self.publish_all(vec![event]).await
     }
 
-    /// Logs several events, in this order, as [`ScopedDb::publish`] logs one: still one
-    /// statement (the events go in as one JSON array parameter, `INSERT … SELECT` from it) and
-    /// one notice with the last id (streams read everything after the id they sent last). Call
-    /// it last, just before [`ScopedDb::commit`], like `publish`.
+    /// Logs several events, in this order: still one statement (the events go in as one JSON
+    /// array parameter, `INSERT … SELECT` from it) and one notice with the last id (streams read
+    /// everything after the id they sent last). Call it last, just before
+    /// [`ScopedDb::commit`], like `publish`.
     pub async fn publish_all(&self, events: Vec<ResourceEvent>) -> Result<(), DbErr> {
         let rows: Vec<serde_json::Value> = events
             .into_iter()
@@ -165,8 +110,12 @@ impl ScopedDb {
         if backend == DbBackend::Postgres {
             let mut values = values;
             values.push(events::CHANNEL.into());
+            // Until the commit, one writer of the workspace's log at a time: its ids then
+            // increase in commit order, so a stream reading "after the last id sent" can never
+            // skip a row that commits late. The two-key form keeps clear of the synthesis
+            // slots' one-key locks; the lock is held only from this last statement to COMMIT.
+            // Ids are drawn in the array's order.
             values.push(EVENT_LOG_LOCK.into());
-            // The same advisory lock as `publish`; ids are drawn in the array's order.
             self.txn
                 .execute_raw(Statement::from_sql_and_values(
                     backend,
@@ -201,13 +150,10 @@ impl ScopedDb {
             last = Some(last.map_or(id, |l| Ord::max(l, id)));
         }
         if let Some(id) = last {
-            self.pending
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(Notice::Logged {
-                    tenant_id: self.tenant_id.clone(),
-                    id,
-                });
+            self.outbox.hold(Notice::Logged {
+                tenant_id: self.tenant_id.clone(),
+                id,
+            });
         }
         Ok(())
     }
