@@ -103,29 +103,22 @@ pub struct PoolStats {
 impl PoolStats {
     /// The connections of one pool (none for connections that are not sqlx pools).
     pub fn of(db: &DatabaseConnection) -> PoolStats {
-        let stats = |open: u32, idle: usize, max: u32| PoolStats {
-            open: u64::from(open),
-            idle: idle as u64,
-            max: u64::from(max),
-        };
         match &db.inner {
             DatabaseConnectionType::SqlxPostgresPoolConnection(_) => {
-                let pool = db.get_postgres_connection_pool();
-                stats(
-                    pool.size(),
-                    pool.num_idle(),
-                    pool.options().get_max_connections(),
-                )
+                PoolStats::of_pool(db.get_postgres_connection_pool())
             }
             DatabaseConnectionType::SqlxSqlitePoolConnection(_) => {
-                let pool = db.get_sqlite_connection_pool();
-                stats(
-                    pool.size(),
-                    pool.num_idle(),
-                    pool.options().get_max_connections(),
-                )
+                PoolStats::of_pool(db.get_sqlite_connection_pool())
             }
             _ => PoolStats::default(),
+        }
+    }
+
+    fn of_pool<DB: sea_orm::sqlx::Database>(pool: &sea_orm::sqlx::Pool<DB>) -> PoolStats {
+        PoolStats {
+            open: u64::from(pool.size()),
+            idle: pool.num_idle() as u64,
+            max: u64::from(pool.options().get_max_connections()),
         }
     }
 }

@@ -529,17 +529,26 @@ mod tests {
                 sqlx::Error::Protocol(eof.into())
             }),
         ];
-        for make in &transient {
-            for err in wrapped(make) {
-                let shown = err.to_string();
-                let api = api(err);
-                assert_eq!(api.status(), StatusCode::SERVICE_UNAVAILABLE, "{shown}");
-                assert_eq!(api.code(), "database_unavailable", "{shown}");
-            }
-        }
+        answers_each_as(
+            &transient,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "database_unavailable",
+        );
         for acquire in [ConnAcquireErr::Timeout, ConnAcquireErr::ConnectionClosed] {
             let api = api(DbErr::ConnectionAcquire(acquire));
             assert_eq!(api.code(), "database_unavailable");
+        }
+    }
+
+    /// Every error `makers` make, however sea-orm wraps it, answers `status` with `code`.
+    fn answers_each_as(makers: &[Box<dyn Fn() -> sqlx::Error>], status: StatusCode, code: &str) {
+        for make in makers {
+            for err in wrapped(make) {
+                let shown = err.to_string();
+                let api = api(err);
+                assert_eq!(api.status(), status, "{shown}");
+                assert_eq!(api.code(), code, "{shown}");
+            }
         }
     }
 
@@ -554,14 +563,11 @@ mod tests {
             Box::new(|| sqlx::Error::ColumnNotFound("title".into())),
             Box::new(|| sqlx::Error::Protocol("unexpected message".into())),
         ];
-        for make in &defects {
-            for err in wrapped(make) {
-                let shown = err.to_string();
-                let api = api(err);
-                assert_eq!(api.status(), StatusCode::INTERNAL_SERVER_ERROR, "{shown}");
-                assert_eq!(api.code(), "internal_error", "{shown}");
-            }
-        }
+        answers_each_as(
+            &defects,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+        );
         for err in [
             DbErr::Custom("oops".into()),
             DbErr::Type("not a number".into()),

@@ -18,7 +18,6 @@ pub mod keys;
 pub mod limits;
 pub mod machine;
 pub mod revocations;
-pub mod rs256;
 pub mod session;
 pub mod svix;
 
@@ -304,7 +303,6 @@ impl Authenticator {
         machine: MachineVerifier,
         limits: &ClerkLimits,
     ) -> Self {
-        rs256::install();
         let skew = Duration::from_secs(session.skew.max(0) as u64);
         Authenticator {
             session,

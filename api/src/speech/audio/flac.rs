@@ -74,32 +74,18 @@ pub(super) fn parse(b: &[u8]) -> Result<AudioInfo, AudioError> {
     })
 }
 
+/// FLAC's frame-header CRC-8 (polynomial 0x07, initial 0: CRC-8/SMBUS).
+const FRAME_HEADER_CRC: crc::Crc<u8> = crc::Crc::<u8>::new(&crc::CRC_8_SMBUS);
+
+/// FLAC's whole-frame CRC-16 (polynomial 0x8005, initial 0: CRC-16/UMTS).
+const FRAME_CRC: crc::Crc<u16> = crc::Crc::<u16>::new(&crc::CRC_16_UMTS);
+
 fn crc8(data: &[u8]) -> u8 {
-    data.iter().fold(0u8, |mut crc, &byte| {
-        crc ^= byte;
-        for _ in 0..8 {
-            crc = if crc & 0x80 != 0 {
-                (crc << 1) ^ 0x07
-            } else {
-                crc << 1
-            };
-        }
-        crc
-    })
+    FRAME_HEADER_CRC.checksum(data)
 }
 
 fn crc16(data: &[u8]) -> u16 {
-    data.iter().fold(0u16, |mut crc, &byte| {
-        crc ^= u16::from(byte) << 8;
-        for _ in 0..8 {
-            crc = if crc & 0x8000 != 0 {
-                (crc << 1) ^ 0x8005
-            } else {
-                crc << 1
-            };
-        }
-        crc
-    })
+    FRAME_CRC.checksum(data)
 }
 
 /// A FLAC frame header at `at`, checked by its CRC-8: (first sample, samples in the frame).
