@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use resonance_tests::{
     TestApp, TokenSpec,
-    fixtures::admin,
+    fixtures::{self, admin},
     proxy::TcpProxy,
     webhooks::{add_member, deleted, deliver_ok, membership, remove_member, secret, user},
 };
@@ -599,4 +599,86 @@ async fn a_stream_ends_when_its_token_expires() {
         "ended before the token expired: {:?}",
         opened.elapsed()
     );
+}
+
+/// Every write of projects, voices and generations is logged with what the API answered:
+/// the kind, the id, the version and the body for a change, no body for a delete.
+#[tokio::test]
+async fn writes_of_every_resource_reach_the_stream_as_answered() {
+    resonance_tests::fixtures::require_espeak();
+    let app = TestApp::spawn().await;
+    let token = app.token(admin("org_acme"));
+    let mut stream = open(&app, &token, None).await;
+    let changed = |event: &Event, kind: &str, reply: &serde_json::Value, version: i64| {
+        assert_eq!(event.kind, kind, "{event:?}");
+        assert_eq!(event.data["id"], reply["id"], "{event:?}");
+        assert_eq!(event.data["version"], version, "{event:?}");
+        assert_eq!(event.data["resource"], *reply, "{event:?}");
+    };
+    let deleted = |event: &Event, kind: &str, id: &serde_json::Value| {
+        assert_eq!(event.kind, kind, "{event:?}");
+        assert_eq!(event.data["id"], *id, "{event:?}");
+        assert!(event.data.get("resource").is_none(), "{event:?}");
+    };
+
+    let project = fixtures::create_project(&app, &token, "Launch").await;
+    changed(
+        &stream.next("org_acme").await,
+        "project.created",
+        &project,
+        1,
+    );
+    let path = format!("/v1/projects/{}", project["id"].as_str().unwrap());
+    let renamed = app
+        .patch(&path, &token, serde_json::json!({ "name": "Relaunch" }))
+        .await;
+    assert_eq!(renamed.status, 200, "{}", renamed.json);
+    changed(
+        &stream.next("org_acme").await,
+        "project.updated",
+        &renamed.json,
+        2,
+    );
+
+    let voice = fixtures::create_voice(&app, &token, "Narrator", &fixtures::wav(22_050, 2.0)).await;
+    changed(&stream.next("org_acme").await, "voice.created", &voice, 1);
+    let path = format!("/v1/voices/{}", voice["id"].as_str().unwrap());
+    let updated = app
+        .patch(&path, &token, serde_json::json!({ "name": "Storyteller" }))
+        .await;
+    assert_eq!(updated.status, 200, "{}", updated.json);
+    changed(
+        &stream.next("org_acme").await,
+        "voice.updated",
+        &updated.json,
+        2,
+    );
+    assert_eq!(app.delete(&path, &token).await.status, 204);
+    deleted(
+        &stream.next("org_acme").await,
+        "voice.deleted",
+        &voice["id"],
+    );
+
+    let system = fixtures::system_voice(&app, &token, "Aria").await;
+    let generation = fixtures::create_generation(
+        &app,
+        &token,
+        serde_json::json!({ "voice_id": system["id"], "text": "Hello.", "format": "wav" }),
+    )
+    .await;
+    changed(
+        &stream.next("org_acme").await,
+        "generation.created",
+        &generation,
+        1,
+    );
+    let path = format!("/v1/generations/{}", generation["id"].as_str().unwrap());
+    assert_eq!(app.delete(&path, &token).await.status, 204);
+    deleted(
+        &stream.next("org_acme").await,
+        "generation.deleted",
+        &generation["id"],
+    );
+    stream.quiet().await;
 }

@@ -153,8 +153,9 @@ impl utoipa::PartialSchema for Bitrate {
         integer_choice(&encode::BITRATES, "kbit/s")
     }
 }
+impl ToSchema for Bitrate {}
 
-/// An integer that must be one of `values`.
+/// The schema of an integer that must be one of `values`.
 fn integer_choice(
     values: &[u32],
     description: &str,
@@ -165,7 +166,6 @@ fn integer_choice(
         .description(Some(description))
         .into()
 }
-impl ToSchema for Bitrate {}
 
 /// A generation request checked against the provider that will speak it.
 pub struct NewGeneration {

@@ -210,6 +210,15 @@ pub(super) mod tests {
         file
     }
 
+    /// The check values of the polynomials FLAC names (what the hand-written loops these
+    /// replaced computed too): the frames below are built with the same functions, so without
+    /// this a wrong polynomial would pass unnoticed.
+    #[test]
+    fn crcs_are_flacs() {
+        assert_eq!(crc8(b"123456789"), 0xF4);
+        assert_eq!(crc16(b"123456789"), 0xFEE8);
+    }
+
     #[test]
     fn flac_streaminfo_gives_the_duration() {
         // 88200 samples need 22 frames of 4096: a single frame is a short stream.
