@@ -16,7 +16,7 @@ use sea_orm::{
     },
 };
 
-use crate::config::DbPoolConfig;
+use crate::{config::DbPoolConfig, tenant::pipelined::PipelinedReads};
 
 /// Opens a pool. For SQLite the file's folder is created and the file opened in WAL mode, so
 /// readers never wait on a writer.
@@ -60,6 +60,20 @@ pub fn connect_worker_pool(
     // A lazy connect does no I/O, so it completes on its first poll.
     let connecting = Database::connect(options).now_or_never();
     Some(connecting.unwrap_or_else(|| Err(DbErr::Custom("lazy pool did not complete".into()))))
+}
+
+/// The worker's pool for one-round-trip reads (see `tenant::pipelined`), the same size as its
+/// sqlx pool; `None` for SQLite and where those connections would need TLS.
+pub fn worker_pipelined_reads(
+    url: &str,
+    pool: &DbPoolConfig,
+    workers: usize,
+) -> Option<PipelinedReads> {
+    if url.starts_with("sqlite:") {
+        return None;
+    }
+    let share = pool.max_connections.div_ceil(workers.max(1) as u32).max(1);
+    PipelinedReads::new(url, share, pool.connect_timeout, pool.acquire_timeout)
 }
 
 fn options(url: &str, pool: &DbPoolConfig, max_connections: u32) -> ConnectOptions {

@@ -421,7 +421,7 @@ pub fn connection_lost(err: &sea_orm::sqlx::Error) -> bool {
     }
 }
 
-fn unavailable_sqlstate(code: &str) -> bool {
+pub fn unavailable_sqlstate(code: &str) -> bool {
     code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "53300")
 }
 

@@ -28,9 +28,31 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
 
+impl RequestId {
+    /// The id `request_context` gave `req` (empty outside that middleware).
+    pub fn of(req: &HttpRequest) -> String {
+        let extensions = req.extensions();
+        extensions
+            .get::<Self>()
+            .map(|id| id.0.clone())
+            .unwrap_or_default()
+    }
+}
+
 /// The tenant a request acted for, recorded by the auth extractor for the access log.
 #[derive(Debug, Clone)]
 pub struct LoggedTenant(pub String);
+
+impl LoggedTenant {
+    /// The tenant recorded for `req` (empty when no extractor ran).
+    fn of(req: &HttpRequest) -> String {
+        let extensions = req.extensions();
+        extensions
+            .get::<Self>()
+            .map(|t| t.0.clone())
+            .unwrap_or_default()
+    }
+}
 
 /// Public base URL of the API, for links such as the RFC 9728 resource metadata.
 pub fn public_base(req: &HttpRequest) -> String {
@@ -108,12 +130,7 @@ pub async fn request_context(
     let method_label = metrics::method_label(method.as_str());
     metrics::record_request(pattern.as_deref(), method_label, status, latency);
     let route = pattern.unwrap_or_else(|| "-".into());
-    let tenant = response
-        .request()
-        .extensions()
-        .get::<LoggedTenant>()
-        .map(|t| t.0.clone())
-        .unwrap_or_default();
+    let tenant = LoggedTenant::of(response.request());
     tracing::info!(
         target: "resonance::access",
         method = %method,

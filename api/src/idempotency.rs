@@ -243,12 +243,7 @@ where
         return Ok(response);
     }
     // Errors are rendered now (as `request_context` would), so what is kept is what is sent.
-    let request_id = response
-        .request()
-        .extensions()
-        .get::<RequestId>()
-        .map(|id| id.0.clone())
-        .unwrap_or_default();
+    let request_id = RequestId::of(response.request());
     let response = as_problem(response, &request_id);
     let status = response.status();
     if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {

@@ -372,9 +372,7 @@ where
     E: TenantOwned,
     <E::PrimaryKey as sea_orm::PrimaryKeyTrait>::ValueType: From<Uuid>,
 {
-    let db = ScopedDb::begin(tenants, ctx).await?;
-    let found = db.get::<E>(id.into()).await?;
-    db.finish_read();
+    let found = ScopedDb::read_one::<E>(tenants, ctx, id.into()).await?;
     found.ok_or(ApiError::NotFound(E::NAME))
 }
 
@@ -384,10 +382,7 @@ pub async fn read_all<E: TenantOwned>(
     ctx: &TenantContext,
     select: Select<E>,
 ) -> Result<Vec<E::Model>, ApiError> {
-    let db = ScopedDb::begin(tenants, ctx).await?;
-    let rows = db.all(select).await?;
-    db.finish_read();
-    Ok(rows)
+    ScopedDb::read_all(tenants, ctx, select).await
 }
 
 /// The row a conditional write targets: 404 when this workspace has no such row, 412 when

@@ -196,14 +196,15 @@ fn metrics_server(
     Ok(server.listen(listener)?.run())
 }
 
-/// The state one worker serves with: the shared state, with a PostgreSQL pool of the
-/// worker's own (see [`db::connect_worker_pool`]), which joins `pools` for the metrics.
+/// The state one worker serves with: the shared state, with PostgreSQL pools of the worker's
+/// own (see [`db::connect_worker_pool`]); the sqlx one joins `pools` for the metrics.
 fn worker_state(shared: &AppState, workers: usize, pools: &Pools) -> AppState {
     let config = &shared.config;
     match db::connect_worker_pool(&config.database_url, &config.db, workers) {
         Some(Ok(pool)) => {
             pools.add(&pool);
-            shared.with_connection(pool)
+            let reads = db::worker_pipelined_reads(&config.database_url, &config.db, workers);
+            shared.with_connection(pool, reads)
         }
         Some(Err(error)) => {
             tracing::warn!(%error, "worker keeps the shared database pool");

@@ -7,8 +7,12 @@ use std::sync::Arc;
 use sea_orm::DatabaseConnection;
 
 use crate::{
-    auth::Authenticator, billing::Polar, config::Config, limits::Limits, speech::Speech,
-    tenant::TenantRegistry,
+    auth::Authenticator,
+    billing::Polar,
+    config::Config,
+    limits::Limits,
+    speech::Speech,
+    tenant::{TenantRegistry, pipelined::PipelinedReads},
 };
 
 #[derive(Clone)]
@@ -29,10 +33,14 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// The same state on another connection pool (one HTTP worker's own).
-    pub fn with_connection(&self, db: DatabaseConnection) -> AppState {
+    /// The same state on other connection pools (one HTTP worker's own).
+    pub fn with_connection(
+        &self,
+        db: DatabaseConnection,
+        reads: Option<PipelinedReads>,
+    ) -> AppState {
         AppState {
-            tenants: self.tenants.with_connection(db.clone()),
+            tenants: self.tenants.with_connection(db.clone(), reads),
             db,
             ..self.clone()
         }

@@ -23,7 +23,7 @@ use rsa::{
 };
 use serde_json::{Value, json};
 
-use crate::config::Config;
+use crate::{config::Config, tenant::permissions};
 
 /// The issuer of development tokens.
 pub const DEV_ISSUER: &str = "https://dev.resonance.local";
@@ -176,13 +176,7 @@ pub fn claims(spec: &DevTokenSpec, now: i64) -> Value {
     let perms: Vec<String> = spec
         .perms
         .iter()
-        .map(|p| {
-            if p.starts_with("org:") {
-                p.clone()
-            } else {
-                format!("org:{p}")
-            }
-        })
+        .map(|p| permissions::qualified(p))
         .collect();
     match (&spec.org, spec.v1) {
         (Some(org), true) => {

@@ -31,9 +31,9 @@ macro_rules! versioned {
     };
 }
 
-/// Implements [`FromPgRow`] for this module's `Model`. List every field in declaration order,
-/// which is the order of `Column` and of the columns `Entity::find()` selects;
-/// `rows_decode_in_column_order` checks each list against `Column`.
+/// Implements [`FromPgRow`] for this module's `Model`, for both PostgreSQL drivers. List
+/// every field in declaration order, which is the order of `Column` and of the columns
+/// `Entity::find()` selects; `rows_decode_in_column_order` checks each list against `Column`.
 macro_rules! from_pg_row {
     ($($field:ident),+ $(,)?) => {
         impl super::FromPgRow for Model {
@@ -49,6 +49,19 @@ macro_rules! from_pg_row {
                     column - 1
                 };
                 // Fields are initialised in the order written: column 0, 1, 2, …
+                Ok(Model {
+                    $($field: row.try_get(next())?),+
+                })
+            }
+
+            fn from_pipelined_row(
+                row: &tokio_postgres::Row,
+            ) -> Result<Self, tokio_postgres::Error> {
+                let mut column = 0usize;
+                let mut next = || {
+                    column += 1;
+                    column - 1
+                };
                 Ok(Model {
                     $($field: row.try_get(next())?),+
                 })
@@ -93,6 +106,9 @@ pub trait FromPgRow: Sized {
 
     /// Decodes a whole row, as `Entity::find()` selects it.
     fn from_pg_row(row: &sea_orm::sqlx::postgres::PgRow) -> Result<Self, sea_orm::sqlx::Error>;
+
+    /// The same, for a row read by a pipelined read (`tenant::pipelined`).
+    fn from_pipelined_row(row: &tokio_postgres::Row) -> Result<Self, tokio_postgres::Error>;
 }
 
 /// An entity whose rows carry a `version`, bumped on every update: the ETag clients send back

@@ -8,6 +8,7 @@ pub mod context;
 pub mod directory_sync;
 pub mod lifecycle;
 pub mod permissions;
+pub mod pipelined;
 mod registry;
 pub mod scoped;
 

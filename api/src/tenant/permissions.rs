@@ -52,6 +52,16 @@ pub fn normalize_role(role: &str) -> String {
     role.strip_prefix("org:").unwrap_or(role).to_owned()
 }
 
+/// A permission or scope with the `org:` prefix Clerk's permission keys carry: `tasks:read`
+/// and `org:tasks:read` are both `org:tasks:read`.
+pub fn qualified(permission: &str) -> String {
+    if permission.starts_with("org:") {
+        permission.to_owned()
+    } else {
+        format!("org:{permission}")
+    }
+}
+
 /// Default permissions of an organization role (already normalised).
 pub fn role_defaults(role: &str) -> BTreeSet<String> {
     match role {
@@ -155,13 +165,7 @@ pub fn from_scopes(scopes: &[String]) -> BTreeSet<String> {
     }
     scopes
         .iter()
-        .map(|s| {
-            if s.starts_with("org:") {
-                s.clone()
-            } else {
-                format!("org:{s}")
-            }
-        })
+        .map(|s| qualified(s))
         .filter(|p| feature_of(p).is_some())
         .collect()
 }

@@ -10,7 +10,7 @@
 
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, sea_query::OnConflict};
 
-use super::{TenantContext, TenantKind, connection::RequestTransaction};
+use super::{TenantContext, TenantKind, connection::RequestTransaction, pipelined::PipelinedReads};
 use crate::{
     entities::tenant,
     error::{ApiError, Unauthorized},
@@ -24,6 +24,8 @@ pub struct TenantRegistry {
     seen: moka::sync::Cache<String, ()>,
     /// Where system work publishes what other instances must hear about.
     bus: Bus,
+    /// One-round-trip reads, where the database allows them (see `tenant::pipelined`).
+    reads: Option<PipelinedReads>,
 }
 
 impl TenantRegistry {
@@ -32,16 +34,26 @@ impl TenantRegistry {
             db,
             seen: moka::sync::Cache::new(100_000),
             bus,
+            reads: None,
         }
     }
 
-    /// The same registry (shared memory of seen tenants) on another connection pool.
-    pub fn with_connection(&self, db: DatabaseConnection) -> TenantRegistry {
+    /// The same registry (shared memory of seen tenants) on other connection pools.
+    pub fn with_connection(
+        &self,
+        db: DatabaseConnection,
+        reads: Option<PipelinedReads>,
+    ) -> TenantRegistry {
         TenantRegistry {
             db,
             seen: self.seen.clone(),
             bus: self.bus.clone(),
+            reads,
         }
+    }
+
+    pub(super) fn pipelined_reads(&self) -> Option<&PipelinedReads> {
+        self.reads.as_ref()
     }
 
     /// Notices this instance hears (event streams follow their workspace's log with them).

@@ -92,6 +92,44 @@ impl ScopedDb {
         })
     }
 
+    /// The rows of `select` (built by the caller with any filters, order and limit) among
+    /// the context's tenant's readable rows, in a read-only transaction of its own: for a
+    /// request that reads once. On PostgreSQL the whole transaction is one round trip where
+    /// the worker has pipelined reads (see `tenant::pipelined`).
+    pub async fn read_all<E: TenantOwned>(
+        tenants: &TenantRegistry,
+        ctx: &TenantContext,
+        select: Select<E>,
+    ) -> Result<Vec<E::Model>, ApiError> {
+        if let Some(reads) = tenants.pipelined_reads() {
+            tenants.register(ctx).await?;
+            let select = select.filter(readable::<E>(&ctx.tenant_id));
+            let rows = reads
+                .read(
+                    &ctx.tenant_id,
+                    select.as_query(),
+                    E::Model::from_pipelined_row,
+                )
+                .await?;
+            return Ok(rows);
+        }
+        let db = ScopedDb::begin(tenants, ctx).await?;
+        let rows = db.all(select).await?;
+        db.finish_read();
+        Ok(rows)
+    }
+
+    /// A row by primary key, if the context's tenant may read it, read as [`Self::read_all`]
+    /// reads.
+    pub async fn read_one<E: TenantOwned>(
+        tenants: &TenantRegistry,
+        ctx: &TenantContext,
+        id: <E::PrimaryKey as sea_orm::PrimaryKeyTrait>::ValueType,
+    ) -> Result<Option<E::Model>, ApiError> {
+        let rows = Self::read_all(tenants, ctx, E::find_by_id(id).limit(1)).await?;
+        Ok(rows.into_iter().next())
+    }
+
     /// Ends a request that only read. The transaction is rolled back without waiting: the
     /// ROLLBACK travels with the connection's next statement, saving a round trip.
     pub fn finish_read(self) {
@@ -280,13 +318,7 @@ impl ScopedDb {
 
     /// Rows this tenant may read: its own, plus shared rows where the entity has them.
     fn readable<E: TenantOwned>(&self) -> Condition {
-        if E::SHARED_ROWS {
-            Condition::any()
-                .add(E::TENANT.eq(self.tenant_id.as_str()))
-                .add(E::TENANT.is_null())
-        } else {
-            self.owned::<E>()
-        }
+        readable::<E>(&self.tenant_id)
     }
 
     /// Runs `select` (built by the caller with any filters, order and limit) on this tenant's
@@ -498,5 +530,16 @@ impl ScopedDb {
             .exec(&self.txn)
             .await?;
         Ok(())
+    }
+}
+
+/// Rows `tenant_id` may read: its own, plus shared rows where the entity has them.
+fn readable<E: TenantOwned>(tenant_id: &str) -> Condition {
+    if E::SHARED_ROWS {
+        Condition::any()
+            .add(E::TENANT.eq(tenant_id))
+            .add(E::TENANT.is_null())
+    } else {
+        Condition::all().add(E::TENANT.eq(tenant_id))
     }
 }
