@@ -39,41 +39,42 @@ pub async fn connect(url: &str, pool: &DbPoolConfig) -> Result<DatabaseConnectio
     Database::connect(options(url, pool, max_connections)).await
 }
 
-/// A PostgreSQL pool for one HTTP worker thread, with its share of the configured
-/// connections; `None` for SQLite, whose one connection every worker must share.
+/// One HTTP worker's PostgreSQL pools, with its share of the configured connections: a sqlx
+/// pool for request transactions and, where the URL allows it, a pool for one-round-trip
+/// reads (see `tenant::pipelined`), half of the share each. `None` for SQLite, whose one
+/// connection every worker must share.
 ///
 /// Each actix worker runs its own single-threaded runtime, and a connection's socket belongs
 /// to the runtime that opened it. With one pool for all workers, a worker using a connection
 /// another worker opened waits on that worker's thread to be woken for every round trip.
 /// Connections are opened lazily, so each is opened on the worker that uses it.
-pub fn connect_worker_pool(
+pub fn connect_worker_pools(
     url: &str,
     pool: &DbPoolConfig,
     workers: usize,
-) -> Option<Result<DatabaseConnection, DbErr>> {
+) -> Option<Result<(DatabaseConnection, Option<PipelinedReads>), DbErr>> {
     if url.starts_with("sqlite:") {
         return None;
     }
     let share = pool.max_connections.div_ceil(workers.max(1) as u32).max(1);
-    let mut options = options(url, pool, share);
+    let reads_share = share / 2;
+    let reads = (reads_share > 0)
+        .then(|| PipelinedReads::new(url, reads_share, pool.connect_timeout, pool.acquire_timeout))
+        .flatten();
+    let transactions_share = if reads.is_some() {
+        share - reads_share
+    } else {
+        share
+    };
+    let mut options = options(url, pool, transactions_share);
     options.connect_lazy(true);
     // A lazy connect does no I/O, so it completes on its first poll.
     let connecting = Database::connect(options).now_or_never();
-    Some(connecting.unwrap_or_else(|| Err(DbErr::Custom("lazy pool did not complete".into()))))
-}
-
-/// The worker's pool for one-round-trip reads (see `tenant::pipelined`), the same size as its
-/// sqlx pool; `None` for SQLite and where those connections would need TLS.
-pub fn worker_pipelined_reads(
-    url: &str,
-    pool: &DbPoolConfig,
-    workers: usize,
-) -> Option<PipelinedReads> {
-    if url.starts_with("sqlite:") {
-        return None;
-    }
-    let share = pool.max_connections.div_ceil(workers.max(1) as u32).max(1);
-    PipelinedReads::new(url, share, pool.connect_timeout, pool.acquire_timeout)
+    Some(
+        connecting
+            .unwrap_or_else(|| Err(DbErr::Custom("lazy pool did not complete".into())))
+            .map(|db| (db, reads)),
+    )
 }
 
 fn options(url: &str, pool: &DbPoolConfig, max_connections: u32) -> ConnectOptions {
@@ -115,6 +116,16 @@ pub struct PoolStats {
 }
 
 impl PoolStats {
+    /// The connections of a pool of pipelined reads.
+    pub fn of_reads(reads: &PipelinedReads) -> PoolStats {
+        let status = reads.status();
+        PoolStats {
+            open: status.size as u64,
+            idle: status.available as u64,
+            max: status.max_size as u64,
+        }
+    }
+
     /// The connections of one pool (none for connections that are not sqlx pools).
     pub fn of(db: &DatabaseConnection) -> PoolStats {
         match &db.inner {
@@ -140,28 +151,38 @@ impl PoolStats {
 /// Every connection pool of a process (the shared one and each HTTP worker's), so the metrics
 /// can sum them at scrape time.
 #[derive(Default)]
-pub struct Pools(Mutex<Vec<DatabaseConnection>>);
+pub struct Pools {
+    transactions: Mutex<Vec<DatabaseConnection>>,
+    reads: Mutex<Vec<PipelinedReads>>,
+}
 
 impl Pools {
     pub fn add(&self, db: &DatabaseConnection) {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(db.clone());
+        lock(&self.transactions).push(db.clone());
+    }
+
+    pub fn add_reads(&self, reads: &PipelinedReads) {
+        lock(&self.reads).push(reads.clone());
     }
 
     /// The pools' connections, summed.
     pub fn stats(&self) -> PoolStats {
-        let pools = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        pools
+        let transactions = lock(&self.transactions);
+        let reads = lock(&self.reads);
+        transactions
             .iter()
             .map(PoolStats::of)
+            .chain(reads.iter().map(PoolStats::of_reads))
             .fold(PoolStats::default(), |a, b| PoolStats {
                 open: a.open + b.open,
                 idle: a.idle + b.idle,
                 max: a.max + b.max,
             })
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// The file path of a `sqlite://` URL (None for in-memory databases and other backends).

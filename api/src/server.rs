@@ -197,13 +197,15 @@ fn metrics_server(
 }
 
 /// The state one worker serves with: the shared state, with PostgreSQL pools of the worker's
-/// own (see [`db::connect_worker_pool`]); the sqlx one joins `pools` for the metrics.
+/// own (see [`db::connect_worker_pools`]), which join `pools` for the metrics.
 fn worker_state(shared: &AppState, workers: usize, pools: &Pools) -> AppState {
     let config = &shared.config;
-    match db::connect_worker_pool(&config.database_url, &config.db, workers) {
-        Some(Ok(pool)) => {
+    match db::connect_worker_pools(&config.database_url, &config.db, workers) {
+        Some(Ok((pool, reads))) => {
             pools.add(&pool);
-            let reads = db::worker_pipelined_reads(&config.database_url, &config.db, workers);
+            if let Some(reads) = &reads {
+                pools.add_reads(reads);
+            }
             shared.with_connection(pool, reads)
         }
         Some(Err(error)) => {

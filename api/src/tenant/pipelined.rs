@@ -29,7 +29,7 @@ use tokio_postgres::{
 /// Sets the tenant row-level security checks, until the transaction ends.
 const SET_TENANT: &str = "SELECT set_config('app.tenant_id', $1, true)";
 
-/// A pool of pipelining connections, for one HTTP worker (see `db::connect_worker_pool`).
+/// A pool of pipelining connections, for one HTTP worker (see `db::connect_worker_pools`).
 #[derive(Clone)]
 pub struct PipelinedReads {
     pool: Pool,
@@ -70,6 +70,11 @@ impl PipelinedReads {
             .build()
             .ok()
             .map(|pool| PipelinedReads { pool })
+    }
+
+    /// How many connections the pool holds, for the metrics.
+    pub fn status(&self) -> deadpool_postgres::Status {
+        self.pool.status()
     }
 
     /// The rows of `select` (already filtered on `tenant_id`'s rows), each decoded by
