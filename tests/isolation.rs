@@ -1,6 +1,7 @@
 //! Isolation between workspaces: another tenant's tasks, projects, voices and generations answer
 //! 404 everywhere, personal and organization workspaces stay apart, tricky tenant ids select
-//! only their own workspace, and on PostgreSQL row-level security holds by itself in raw SQL.
+//! only their own workspace, and on PostgreSQL row-level security holds by itself in raw SQL and
+//! in pipelined reads.
 
 use resonance_tests::{
     TestApp, TokenSpec,
@@ -291,6 +292,60 @@ async fn row_level_security_walls_tenants_apart_in_raw_sql() {
         app.get(&format!("/v1/tasks/{b_id}"), &b).await.json["title"],
         "b's task"
     );
+}
+
+/// PostgreSQL only: a pipelined read (list and get) sets the tenant in the same round trip as
+/// its query, so row-level security confines it even to a statement with no tenant filter,
+/// and reads for two tenants through one connection never see each other's rows.
+#[tokio::test]
+async fn pipelined_reads_are_confined_by_row_level_security() {
+    use std::time::Duration;
+
+    use resonance_api::{
+        entities::{FromPgRow, task},
+        tenant::pipelined::PipelinedReads,
+    };
+    use sea_orm::{EntityTrait, QueryTrait};
+
+    let app = TestApp::spawn().await;
+    if !app.db.is_postgres() {
+        eprintln!(
+            "pipelined reads exist only on PostgreSQL; set TEST_DATABASE_URL to run this test"
+        );
+        return;
+    }
+    let a = app.token(admin("org_a"));
+    let b = app.token(admin("org_b"));
+    create_task(&app, &a, json!({ "title": "a's task" })).await;
+    create_task(&app, &b, json!({ "title": "b's task" })).await;
+
+    // One connection, so both tenants' reads share it one after the other.
+    let reads = PipelinedReads::new(
+        &app.db.app_url,
+        1,
+        Duration::from_secs(5),
+        Duration::from_secs(5),
+    )
+    .expect("a loopback URL gets pipelined reads");
+    let unfiltered = task::Entity::find().into_query();
+    for (tenant, title) in [
+        ("org_a", "a's task"),
+        ("org_b", "b's task"),
+        ("org_a", "a's task"),
+    ] {
+        let rows = reads
+            .read(tenant, &unfiltered, task::Model::from_pipelined_row)
+            .await
+            .unwrap();
+        let titles: Vec<&str> = rows.iter().map(|t| t.title.as_str()).collect();
+        assert_eq!(titles, [title], "{tenant}");
+    }
+    // A tenant that owns nothing sees nothing.
+    let rows = reads
+        .read("org_nobody", &unfiltered, task::Model::from_pipelined_row)
+        .await
+        .unwrap();
+    assert!(rows.is_empty());
 }
 
 /// On PostgreSQL the application role itself cannot read another tenant's voices nor write

@@ -43,31 +43,27 @@ macro_rules! from_pg_row {
                 row: &sea_orm::sqlx::postgres::PgRow,
             ) -> Result<Self, sea_orm::sqlx::Error> {
                 use sea_orm::sqlx::Row;
-                let mut column = 0usize;
-                let mut next = || {
-                    column += 1;
-                    column - 1
-                };
-                // Fields are initialised in the order written: column 0, 1, 2, …
-                Ok(Model {
-                    $($field: row.try_get(next())?),+
-                })
+                from_pg_row!(@fields row, $($field),+)
             }
 
             fn from_pipelined_row(
                 row: &tokio_postgres::Row,
             ) -> Result<Self, tokio_postgres::Error> {
-                let mut column = 0usize;
-                let mut next = || {
-                    column += 1;
-                    column - 1
-                };
-                Ok(Model {
-                    $($field: row.try_get(next())?),+
-                })
+                from_pg_row!(@fields row, $($field),+)
             }
         }
     };
+    (@fields $row:ident, $($field:ident),+) => {{
+        let mut column = 0usize;
+        let mut next = || {
+            column += 1;
+            column - 1
+        };
+        // Fields are initialised in the order written: column 0, 1, 2, …
+        Ok(Model {
+            $($field: $row.try_get(next())?),+
+        })
+    }};
 }
 
 pub mod billing_account;
