@@ -376,15 +376,6 @@ where
     found.ok_or(ApiError::NotFound(E::NAME))
 }
 
-/// The rows of `select` this workspace may read, in a read-only transaction of its own.
-pub async fn read_all<E: TenantOwned>(
-    tenants: &TenantRegistry,
-    ctx: &TenantContext,
-    select: Select<E>,
-) -> Result<Vec<E::Model>, ApiError> {
-    ScopedDb::read_all(tenants, ctx, select).await
-}
-
 /// The row a conditional write targets: 404 when this workspace has no such row, 412 when
 /// `If-Match` names another version.
 pub async fn current<E>(

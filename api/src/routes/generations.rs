@@ -606,7 +606,7 @@ pub async fn list(
     if let Some(status) = query.status {
         select = select.filter(generation::Column::Status.eq(status.as_str()));
     }
-    let rows = rest::read_all(&state.tenants, &ctx, select).await?;
+    let rows = ScopedDb::read_all(&state.tenants, &ctx, select).await?;
     rest::page_response(&req, &page.page(rows, |m| m.id, Generation::from))
 }
 

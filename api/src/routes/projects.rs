@@ -182,7 +182,7 @@ pub async fn list(
     ctx.require(permissions::PROJECTS_READ)?;
     let page = query.validate()?;
     let select = page.select(project::Entity::find(), project::Column::Id);
-    let rows = rest::read_all(&state.tenants, &ctx, select).await?;
+    let rows = ScopedDb::read_all(&state.tenants, &ctx, select).await?;
     rest::page_response(&req, &page.page(rows, |m| m.id, Project::from))
 }
 

@@ -353,7 +353,7 @@ pub async fn list(
     ctx.require(permissions::TASKS_READ)?;
     let page = query.validate()?;
     let select = query.select(&page);
-    let rows = rest::read_all(&state.tenants, &ctx, select).await?;
+    let rows = ScopedDb::read_all(&state.tenants, &ctx, select).await?;
     rest::page_response(&req, &page.page(rows, |m| m.id, Task::from))
 }
 

@@ -722,7 +722,7 @@ pub async fn list(
 ) -> Result<HttpResponse, ApiError> {
     ctx.require(permissions::VOICES_READ)?;
     let (page, select) = query.validate()?;
-    let rows = rest::read_all(&state.tenants, &ctx, select).await?;
+    let rows = ScopedDb::read_all(&state.tenants, &ctx, select).await?;
     rest::page_response(&req, &page.page(rows, |m| m.id, Voice::from))
 }
 
