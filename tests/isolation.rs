@@ -348,6 +348,64 @@ async fn pipelined_reads_are_confined_by_row_level_security() {
     assert!(rows.is_empty());
 }
 
+/// PostgreSQL only: with `sslmode=require` the pipelined reads speak TLS to the server (which
+/// this checks from the server's side) and still answer the tenant's rows.
+#[tokio::test]
+async fn pipelined_reads_speak_tls_when_asked() {
+    use std::time::Duration;
+
+    use resonance_api::{
+        entities::{FromPgRow, task},
+        tenant::pipelined::{APPLICATION_NAME, PipelinedReads},
+    };
+    use sea_orm::{EntityTrait, QueryTrait};
+
+    let app = TestApp::spawn().await;
+    if !app.db.is_postgres() {
+        eprintln!(
+            "pipelined reads exist only on PostgreSQL; set TEST_DATABASE_URL to run this test"
+        );
+        return;
+    }
+    let ssl = app.db.query_one("SHOW ssl").await.unwrap();
+    if ssl.try_get_by_index::<String>(0).unwrap() != "on" {
+        eprintln!("this PostgreSQL has ssl = off: nothing to check");
+        return;
+    }
+    let a = app.token(admin("org_a"));
+    create_task(&app, &a, json!({ "title": "a's task" })).await;
+
+    let separator = if app.db.app_url.contains('?') {
+        '&'
+    } else {
+        '?'
+    };
+    let url = format!("{}{separator}sslmode=require", app.db.app_url);
+    let reads = PipelinedReads::new(&url, 1, Duration::from_secs(5), Duration::from_secs(5))
+        .expect("sslmode=require gets pipelined reads");
+    let rows = reads
+        .read(
+            "org_a",
+            &task::Entity::find().into_query(),
+            task::Model::from_pipelined_row,
+        )
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].title, "a's task");
+
+    // The pooled connection, idle now, is encrypted.
+    let encrypted = app
+        .db
+        .query_one(&format!(
+            "SELECT COUNT(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
+             WHERE a.application_name = '{APPLICATION_NAME}' AND a.datname = current_database() AND s.ssl"
+        ))
+        .await
+        .unwrap();
+    assert_eq!(encrypted.try_get_by_index::<i64>(0).unwrap(), 1);
+}
+
 /// On PostgreSQL the application role itself cannot read another tenant's voices nor write
 /// system voices, whatever SQL it runs (SQLite has no row-level security: nothing to check).
 #[tokio::test]

@@ -12,19 +12,28 @@
 //! tenant column, and row-level security checks the `app.tenant_id` set in the same
 //! transaction. If any statement fails, PostgreSQL answers the `COMMIT` with a rollback.
 //!
-//! These connections are opened without TLS, so the pool exists only where that is what
-//! sqlx would do or the server is on this host: `sslmode=disable`, or the default `prefer`
-//! towards loopback addresses and Unix sockets. Elsewhere reads stay on sqlx.
+//! TLS follows `sslmode` as sqlx reads it: none for `disable`; for `prefer` (the default)
+//! and `require`, an encrypted connection whose certificate is not checked, which is what
+//! those modes mean to libpq and sqlx. URLs tokio-postgres does not read (`verify-ca`,
+//! `verify-full`, `sslrootcert`) get no pool here, and their reads stay on sqlx, which checks
+//! the certificate as asked.
 
-use std::{error::Error as _, net::IpAddr, time::Duration};
+use std::{error::Error as _, sync::Arc, time::Duration};
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
+use rustls::{
+    DigitallySignedStruct, SignatureScheme,
+    client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier},
+    crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature},
+    pki_types::{CertificateDer, ServerName, UnixTime},
+};
 use sea_orm::{ConnAcquireErr, DbErr, RuntimeErr, sea_query::PostgresQueryBuilder};
 use sea_query_postgres::PostgresBinder;
-use tokio_postgres::{
-    NoTls, Row,
-    config::{Host, SslMode},
-};
+use tokio_postgres::{Row, config::SslMode};
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+/// What these connections call themselves in `pg_stat_activity`.
+pub const APPLICATION_NAME: &str = "resonance-pipelined-reads";
 
 /// Sets the tenant row-level security checks, until the transaction ends.
 const SET_TENANT: &str = "SELECT set_config('app.tenant_id', $1, true)";
@@ -36,8 +45,8 @@ pub struct PipelinedReads {
 }
 
 impl PipelinedReads {
-    /// A pool of up to `max_connections` for `url`, opened lazily; `None` when the URL asks
-    /// for TLS (see the module comment) or is not one tokio-postgres reads.
+    /// A pool of up to `max_connections` for `url`, opened lazily; `None` when the URL is not
+    /// one tokio-postgres reads (see the module comment).
     pub fn new(
         url: &str,
         max_connections: u32,
@@ -45,17 +54,21 @@ impl PipelinedReads {
         acquire_timeout: Duration,
     ) -> Option<PipelinedReads> {
         let mut config: tokio_postgres::Config = url.parse().ok()?;
-        if !plaintext_is_what_was_asked(&config) {
+        if !matches!(
+            config.get_ssl_mode(),
+            SslMode::Disable | SslMode::Prefer | SslMode::Require
+        ) {
             return None;
         }
         // As on the sqlx pool: every query is led by a `tenant_id` index, so the generic plan
         // is the one a custom plan would pick, without planning each execution.
         config
             .options("-c plan_cache_mode=force_generic_plan")
+            .application_name(APPLICATION_NAME)
             .connect_timeout(connect_timeout);
         let manager = Manager::from_config(
             config,
-            NoTls,
+            unverified_tls(),
             ManagerConfig {
                 // A connection whose socket closed is dropped on the way out of the pool; no
                 // query is spent checking the others.
@@ -127,18 +140,65 @@ impl PipelinedReads {
     }
 }
 
-/// Whether a plaintext connection is what sqlx would make of the same URL, or goes no
-/// further than this host.
-fn plaintext_is_what_was_asked(config: &tokio_postgres::Config) -> bool {
-    match config.get_ssl_mode() {
-        SslMode::Disable => true,
-        SslMode::Prefer => config.get_hosts().iter().all(|host| match host {
-            Host::Unix(_) => true,
-            Host::Tcp(name) => {
-                name == "localhost" || name.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
-            }
-        }),
-        _ => false,
+/// TLS for `prefer` and `require`: encrypted, with the handshake's signatures checked, but
+/// any certificate accepted, as sqlx does for those modes.
+fn unverified_tls() -> MakeRustlsConnect {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .expect("the default provider supports the default protocol versions")
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+        .with_no_client_auth();
+    MakeRustlsConnect::new(config)
+}
+
+/// Accepts the server's certificate unchecked (see [`unverified_tls`]).
+#[derive(Debug)]
+struct AnyCertificate(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 
@@ -169,41 +229,23 @@ fn query_err(err: &tokio_postgres::Error) -> DbErr {
 mod tests {
     use super::*;
 
-    fn plaintext(url: &str) -> bool {
-        plaintext_is_what_was_asked(&url.parse().unwrap())
+    fn pool(url: &str) -> Option<PipelinedReads> {
+        PipelinedReads::new(url, 4, Duration::from_secs(1), Duration::from_secs(1))
     }
 
     #[test]
-    fn connections_without_tls_only_where_sqlx_would_not_use_it_or_on_this_host() {
-        assert!(plaintext(
-            "postgres://app@db.internal:5432/resonance?sslmode=disable"
-        ));
-        assert!(plaintext("postgres://app@127.0.0.1:5432/resonance"));
-        assert!(plaintext(
-            "postgres://app@localhost/resonance?sslmode=prefer"
-        ));
-        assert!(plaintext("postgres://app@[::1]:5432/resonance"));
-        assert!(plaintext(
-            "postgres://app@%2Fvar%2Frun%2Fpostgresql/resonance"
-        ));
-        // TLS asked for, or likely to be used (prefer towards another host): sqlx reads.
-        assert!(!plaintext("postgres://app@db.internal:5432/resonance"));
-        assert!(!plaintext(
-            "postgres://app@10.0.0.5/resonance?sslmode=prefer"
-        ));
-        assert!(!plaintext(
-            "postgres://app@127.0.0.1/resonance?sslmode=require"
-        ));
+    fn sslmodes_sqlx_reads_without_checking_certificates_get_a_pool() {
+        for mode in ["disable", "prefer", "require"] {
+            let url = format!("postgres://app@db.internal:5432/resonance?sslmode={mode}");
+            assert!(pool(&url).is_some(), "{mode}");
+        }
+        assert!(pool("postgres://app@db.internal/resonance").is_some());
     }
 
     #[test]
-    fn urls_tokio_postgres_cannot_read_leave_reads_on_sqlx() {
-        let none = PipelinedReads::new(
-            "postgres://app@127.0.0.1/resonance?sslrootcert=/etc/ca.pem",
-            4,
-            Duration::from_secs(1),
-            Duration::from_secs(1),
-        );
-        assert!(none.is_none());
+    fn certificate_checks_leave_reads_on_sqlx() {
+        assert!(pool("postgres://app@db.internal/resonance?sslmode=verify-full").is_none());
+        assert!(pool("postgres://app@db.internal/resonance?sslmode=verify-ca").is_none());
+        assert!(pool("postgres://app@db.internal/resonance?sslrootcert=/etc/ca.pem").is_none());
     }
 }
