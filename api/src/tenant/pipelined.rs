@@ -5,8 +5,8 @@
 //! `ROLLBACK` the pool sends with its release ping. Each one wakes the service and a
 //! PostgreSQL backend on the same few cores. tokio-postgres pipelines instead: `BEGIN READ
 //! ONLY`, `set_config('app.tenant_id', …, true)`, the query and `COMMIT` are written
-//! together and PostgreSQL answers them together (see `bench/run.sh`, where pgbench runs
-//! the same four statements both ways).
+//! together and PostgreSQL answers them together (the README's Benchmark section compares
+//! pgbench running the same four statements both ways: `bench/pgbench-list*.sql`).
 //!
 //! The walls do not move: the statement is the one `ScopedDb` built and filtered on the
 //! tenant column, and row-level security checks the `app.tenant_id` set in the same
