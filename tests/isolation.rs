@@ -3,6 +3,7 @@
 //! only their own workspace, and on PostgreSQL row-level security holds by itself in raw SQL and
 //! in pipelined reads.
 
+use resonance_api::tenant::pipelined::{APPLICATION_NAME, PipelinedReads};
 use resonance_tests::{
     TestApp, TokenSpec,
     fixtures::{
@@ -294,79 +295,71 @@ async fn row_level_security_walls_tenants_apart_in_raw_sql() {
     );
 }
 
+/// The titles of every task `tenant` reads through `reads` with a query that has no tenant
+/// filter: only row-level security confines it.
+async fn unfiltered_titles(reads: &PipelinedReads, tenant: &str) -> Vec<String> {
+    use resonance_api::entities::{FromPgRow, task};
+    use sea_orm::{EntityTrait, QueryTrait};
+
+    let rows = reads
+        .read(
+            tenant,
+            &task::Entity::find().into_query(),
+            task::Model::from_pipelined_row,
+        )
+        .await
+        .unwrap();
+    rows.into_iter().map(|t| t.title).collect()
+}
+
+/// Pipelined reads on one connection, so successive reads for different tenants share it.
+fn one_connection_reads(url: &str) -> PipelinedReads {
+    let timeout = std::time::Duration::from_secs(5);
+    PipelinedReads::new(url, 1, timeout, timeout).expect("this URL gets pipelined reads")
+}
+
+/// The app on PostgreSQL, or `None` (with a note) on SQLite, which has no pipelined reads.
+async fn pipelined_app() -> Option<TestApp> {
+    let app = TestApp::spawn().await;
+    if app.db.is_postgres() {
+        return Some(app);
+    }
+    eprintln!("pipelined reads exist only on PostgreSQL; set TEST_DATABASE_URL to run this test");
+    None
+}
+
 /// PostgreSQL only: a pipelined read (list and get) sets the tenant in the same round trip as
 /// its query, so row-level security confines it even to a statement with no tenant filter,
 /// and reads for two tenants through one connection never see each other's rows.
 #[tokio::test]
 async fn pipelined_reads_are_confined_by_row_level_security() {
-    use std::time::Duration;
-
-    use resonance_api::{
-        entities::{FromPgRow, task},
-        tenant::pipelined::PipelinedReads,
-    };
-    use sea_orm::{EntityTrait, QueryTrait};
-
-    let app = TestApp::spawn().await;
-    if !app.db.is_postgres() {
-        eprintln!(
-            "pipelined reads exist only on PostgreSQL; set TEST_DATABASE_URL to run this test"
-        );
+    let Some(app) = pipelined_app().await else {
         return;
-    }
+    };
     let a = app.token(admin("org_a"));
     let b = app.token(admin("org_b"));
     create_task(&app, &a, json!({ "title": "a's task" })).await;
     create_task(&app, &b, json!({ "title": "b's task" })).await;
 
-    // One connection, so both tenants' reads share it one after the other.
-    let reads = PipelinedReads::new(
-        &app.db.app_url,
-        1,
-        Duration::from_secs(5),
-        Duration::from_secs(5),
-    )
-    .expect("a loopback URL gets pipelined reads");
-    let unfiltered = task::Entity::find().into_query();
+    let reads = one_connection_reads(&app.db.app_url);
     for (tenant, title) in [
         ("org_a", "a's task"),
         ("org_b", "b's task"),
         ("org_a", "a's task"),
     ] {
-        let rows = reads
-            .read(tenant, &unfiltered, task::Model::from_pipelined_row)
-            .await
-            .unwrap();
-        let titles: Vec<&str> = rows.iter().map(|t| t.title.as_str()).collect();
-        assert_eq!(titles, [title], "{tenant}");
+        assert_eq!(unfiltered_titles(&reads, tenant).await, [title], "{tenant}");
     }
     // A tenant that owns nothing sees nothing.
-    let rows = reads
-        .read("org_nobody", &unfiltered, task::Model::from_pipelined_row)
-        .await
-        .unwrap();
-    assert!(rows.is_empty());
+    assert!(unfiltered_titles(&reads, "org_nobody").await.is_empty());
 }
 
 /// PostgreSQL only: with `sslmode=require` the pipelined reads speak TLS to the server (which
 /// this checks from the server's side) and still answer the tenant's rows.
 #[tokio::test]
 async fn pipelined_reads_speak_tls_when_asked() {
-    use std::time::Duration;
-
-    use resonance_api::{
-        entities::{FromPgRow, task},
-        tenant::pipelined::{APPLICATION_NAME, PipelinedReads},
-    };
-    use sea_orm::{EntityTrait, QueryTrait};
-
-    let app = TestApp::spawn().await;
-    if !app.db.is_postgres() {
-        eprintln!(
-            "pipelined reads exist only on PostgreSQL; set TEST_DATABASE_URL to run this test"
-        );
+    let Some(app) = pipelined_app().await else {
         return;
-    }
+    };
     let ssl = app.db.query_one("SHOW ssl").await.unwrap();
     if ssl.try_get_by_index::<String>(0).unwrap() != "on" {
         eprintln!("this PostgreSQL has ssl = off: nothing to check");
@@ -380,19 +373,8 @@ async fn pipelined_reads_speak_tls_when_asked() {
     } else {
         '?'
     };
-    let url = format!("{}{separator}sslmode=require", app.db.app_url);
-    let reads = PipelinedReads::new(&url, 1, Duration::from_secs(5), Duration::from_secs(5))
-        .expect("sslmode=require gets pipelined reads");
-    let rows = reads
-        .read(
-            "org_a",
-            &task::Entity::find().into_query(),
-            task::Model::from_pipelined_row,
-        )
-        .await
-        .unwrap();
-    assert_eq!(rows.len(), 1);
-    assert_eq!(rows[0].title, "a's task");
+    let reads = one_connection_reads(&format!("{}{separator}sslmode=require", app.db.app_url));
+    assert_eq!(unfiltered_titles(&reads, "org_a").await, ["a's task"]);
 
     // The pooled connection, idle now, is encrypted.
     let encrypted = app

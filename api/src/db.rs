@@ -58,9 +58,11 @@ pub fn connect_worker_pools(
     }
     let share = pool.max_connections.div_ceil(workers.max(1) as u32).max(1);
     let reads_share = share / 2;
-    let reads = (reads_share > 0)
-        .then(|| PipelinedReads::new(url, reads_share, pool.connect_timeout, pool.acquire_timeout))
-        .flatten();
+    let reads = if reads_share > 0 {
+        PipelinedReads::new(url, reads_share, pool.connect_timeout, pool.acquire_timeout)
+    } else {
+        None
+    };
     let transactions_share = if reads.is_some() {
         share - reads_share
     } else {

@@ -313,7 +313,7 @@ impl ScopedDb {
 
     /// Rows this tenant owns (for updates and deletes).
     fn owned<E: TenantOwned>(&self) -> Condition {
-        Condition::all().add(E::TENANT.eq(self.tenant_id.as_str()))
+        owned::<E>(&self.tenant_id)
     }
 
     /// Rows this tenant may read: its own, plus shared rows where the entity has them.
@@ -533,6 +533,11 @@ impl ScopedDb {
     }
 }
 
+/// Rows `tenant_id` owns.
+fn owned<E: TenantOwned>(tenant_id: &str) -> Condition {
+    Condition::all().add(E::TENANT.eq(tenant_id))
+}
+
 /// Rows `tenant_id` may read: its own, plus shared rows where the entity has them.
 fn readable<E: TenantOwned>(tenant_id: &str) -> Condition {
     if E::SHARED_ROWS {
@@ -540,6 +545,6 @@ fn readable<E: TenantOwned>(tenant_id: &str) -> Condition {
             .add(E::TENANT.eq(tenant_id))
             .add(E::TENANT.is_null())
     } else {
-        Condition::all().add(E::TENANT.eq(tenant_id))
+        owned::<E>(tenant_id)
     }
 }
